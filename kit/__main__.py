@@ -1,0 +1,3 @@
+from kit.cli.app import main
+
+main()

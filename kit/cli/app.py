@@ -1,0 +1,39 @@
+"""The `kit` command: sub-apps joined here; commands only parse, delegate and render."""
+
+from __future__ import annotations
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from kit.cli import data, features
+from kit.errors import KitError
+
+
+class KitGroup(TyperGroup):
+    """Turns a KitError anywhere below into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KitError as exc:
+            from kit.cli.ui import err_console
+
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="kit",
+    cls=KitGroup,
+    help="From raw contest audio to a ranked Kaggle submission, reproducibly.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.command("features")(features.features)
+
+
+def main() -> None:
+    app()

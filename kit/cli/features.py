@@ -1,0 +1,52 @@
+"""`kit features`: the feature store for train and test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from kit.cli.ui import console, progress_bar
+from kit.config import load_params, override
+
+
+def features(
+    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV [params: data.root].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Feature store folder [params: features.out].")] = None,
+    frontend: Annotated[Optional[str], typer.Option(help="logmel or fbank [params: features.frontend].")] = None,
+    on_error: Annotated[
+        Optional[str], typer.Option(help="Undecodable clips: fail or silence [params: features.on_error].")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if the store is up to date.")] = False,
+) -> None:
+    """Compute the front-end for every clip and write the feature store (skipped when up to date)."""
+    from kit.data.layout import load_dataset
+    from kit.features.extract import build, plan
+
+    params = load_params()
+    f = override(params.features, frontend=frontend, on_error=on_error)
+    ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
+    with console.status("hashing inputs…"):
+        p = plan(ds, f, Path(out or f.out))
+    if p.up_to_date and not force:
+        console.print(f"[green]✓[/] {p.out} is up to date (feature hash {p.feature_hash}): nothing to do")
+        return
+    with progress_bar(f"features ({p.frontend.describe()['name']})", p.clips) as advance:
+        result = build(p, advance)
+    store = result.store
+    table = Table(title=f"feature store → {store.path}")
+    for col in ("split", "clips", "shape", "dtype", "MB"):
+        table.add_column(col)
+    for split in store.splits:
+        arr = store.array(split)
+        table.add_row(
+            split, str(arr.shape[0]), "×".join(map(str, arr.shape[1:])), str(arr.dtype), f"{arr.nbytes / 1e6:.1f}"
+        )
+    console.print(table)
+    console.print(
+        f"{result.clips} clips in {result.seconds:.1f} s ({result.clips / result.seconds:.0f} clips/s), feature hash {store.feature_hash}"
+    )
+    if result.silenced:
+        console.print(f"[yellow]{len(result.silenced)} undecodable clip(s) replaced by silence (listed in meta.json)")

@@ -1,0 +1,173 @@
+"""params.yaml -> typed, validated config. The one place for defaults.
+
+Every stage reads its section from here; a CLI option overrides the value for one run.
+Unknown keys and bad values fail with the key's path, e.g.
+``params.yaml: features.logmel.n_mels: expected an integer, got 'many'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kit.errors import KitError
+
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    n_train: int = 240  # clips
+    n_test: int = 80  # clips
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["demo", "kaggle", "path"] = "demo"
+    root: str = "data/raw"  # the dataset: a folder or manifest CSV (`kit data demo|download` write here)
+    competition: str = ""  # Kaggle slug used by `kit data download`
+    num_classes: int | None = 4  # None: inferred from the labels
+    demo: DemoParams = field(default_factory=DemoParams)
+
+
+@dataclass(frozen=True)
+class LogmelParams:
+    """librosa.feature.melspectrogram + power_to_db semantics."""
+
+    sr: int = 22050  # Hz
+    n_fft: int = 2048  # samples
+    hop_length: int = 512  # samples
+    n_mels: int = 128
+    fmin: float = 0.0  # Hz
+    fmax: float | None = None  # Hz; None = sr / 2
+    top_db: float | None = 80.0  # dB below each clip's peak; None = no floor
+
+
+@dataclass(frozen=True)
+class FbankParams:
+    """Seeds A/B: python_speech_features.logfbank with a Hamming window."""
+
+    sr: int = 16000  # Hz
+    preemph: float = 0.97
+    win_ms: float = 25.0  # frame length
+    hop_ms: float = 10.0  # frame step
+    n_fft: int = 1024  # samples
+    n_mels: int = 40
+    fmin: float = 0.0  # Hz
+    fmax: float = 8000.0  # Hz
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    """Ready-made spectrogram images: grey levels scaled to [0, 1], resized."""
+
+    height: int = 128  # pixels
+    width: int = 128  # pixels
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    out: str = "data/features"  # feature store folder
+    frontend: Literal["logmel", "fbank"] = "logmel"  # image datasets always use `image`
+    duration: float = 3.0  # seconds; clips are padded / trimmed to this
+    batch_size: int = 8  # clips per spectrogram batch
+    workers: int = 0  # decoding threads; 0 = one per core
+    on_error: Literal["fail", "silence"] = "fail"  # undecodable clips
+    logmel: LogmelParams = field(default_factory=LogmelParams)
+    fbank: FbankParams = field(default_factory=FbankParams)
+    image: ImageParams = field(default_factory=ImageParams)
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    features: FeaturesParams = field(default_factory=FeaturesParams)
+
+
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Read params.yaml (default: ./params.yaml, or $KIT_PARAMS); defaults where absent."""
+    path = Path(path or os.environ.get("KIT_PARAMS", PARAMS_FILE))
+    if not path.exists():
+        return Params()
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise KitError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse(Params, raw, str(path), "")
+
+
+def parse(cls: type, raw: Any, file: str, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking every key and value type."""
+    if not isinstance(raw, dict):
+        raise KitError(f"{file}: {prefix or 'top level'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        raise KitError(f"{file}: unknown key '{key}' (known: {', '.join(sorted(names))})")
+    values = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        values[name] = _coerce(hints[name], value, file, key)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, file: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value if value is not None else {}, file, key)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, file, key)
+            except KitError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise KitError(f"{file}: {key}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise KitError(f"{file}: {key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise KitError(f"{file}: {key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise KitError(f"{file}: {key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise KitError(f"{file}: {key}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def override(obj: Any, **values: Any) -> Any:
+    """Replace fields of a params dataclass with CLI option values (None keeps the param)."""
+    hints = typing.get_type_hints(type(obj))
+    checked = {
+        name: _coerce(hints[name], value, "command line", "--" + name.replace("_", "-"))
+        for name, value in values.items()
+        if value is not None
+    }
+    return dataclasses.replace(obj, **checked)
