@@ -85,9 +85,65 @@ class FeaturesParams:
 
 
 @dataclass(frozen=True)
+class SplitParams:
+    kind: Literal["holdout", "kfold"] = "holdout"
+    fraction: float = 0.2  # holdout: share of train clips used for validation
+    folds: int = 5  # kfold: K
+    seed: int = 0
+    grouped: bool = False  # keep each group (store meta `groups`) on one side of the split
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """On the feature tensors, per batch."""
+
+    freq_masks: int = 2  # SpecAugment frequency masks per example
+    freq_width: int = 12  # max bins per frequency mask (at most a quarter of the bins)
+    time_masks: int = 2  # SpecAugment time masks per example
+    time_width: int = 16  # max frames per time mask (at most a quarter of the frames)
+    time_reverse: float = 0.0  # probability of reversing an example in time
+    time_shift: float = 0.0  # max circular shift, as a fraction of the frames
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixup; 0 = off
+    mixup_epochs: float = 0.5  # fraction of the epochs (from the start) with mixup on
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    features: str = "data/features"  # feature store to train on
+    runs: str = "artifacts/runs"  # run folders (the registry)
+    arch: str = "cnn4"  # zoo entry or timm:<name>; `kit train ARCH` overrides
+    seed: int = 0
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.001  # peak learning rate
+    weight_decay: float = 0.0001
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = 0.9  # sgd only
+    scheduler: Literal["onecycle", "cosine_restarts", "plateau", "multistep", "none"] = "onecycle"
+    restart_epochs: int = 10  # cosine_restarts: epochs of the first cycle (T_0)
+    milestones: list[int] = field(default_factory=lambda: [10, 15])  # multistep: epochs where lr *= gamma
+    gamma: float = 0.1  # multistep / plateau decay factor
+    patience: int = 3  # plateau: epochs without improvement before decaying
+    label_smoothing: float = 0.0
+    drop_rate: float = 0.2  # dropout before the classifier head
+    stem: Literal["default", "seed"] = "default"  # seed: 3x3 stride-1 first conv, no max-pool
+    pretrained: bool | str = False  # timm hub weights, or a local weights file
+    normalize: Literal["band", "global", "none"] = "band"  # input standardisation from the train fold
+    balance: Literal["none", "weights", "sampler"] = "weights"  # class-weighted loss or balanced sampling
+    metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # picks the best epoch
+    early_stop: int = 0  # stop after this many epochs without improvement; 0 = off
+    eval_batch_size: int = 256
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    compile: bool = False  # torch.compile the model (CUDA)
+    split: SplitParams = field(default_factory=SplitParams)
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
+    train: TrainParams = field(default_factory=TrainParams)
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
@@ -138,6 +194,11 @@ def _coerce(tp: Any, value: Any, file: str, key: str) -> Any:
             except KitError as exc:
                 errors.append(exc)
         raise errors[0]
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise KitError(f"{file}: {key}: expected a list, got {value!r}")
+        return [_coerce(item, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:

@@ -6,7 +6,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from kit.cli import data, features
+from kit.cli import data, features, models, registry, train
 from kit.errors import KitError
 
 
@@ -33,6 +33,9 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("features")(features.features)
+app.command("models")(models.models)
+app.command("train")(train.train)
+app.add_typer(registry.app, name="registry")
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -12,9 +12,24 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class Bar:
+    """Handle on a running progress bar: `advance(n)`, and `total(n)` once it is known."""
+
+    def __init__(self, progress: Progress, task):
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def total(self, n: int) -> None:
+        self._progress.update(self._task, total=n)
+
+    __call__ = advance
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar; yields `advance(n)`."""
+def progress_bar(description: str, total: int) -> Iterator[Bar]:
+    """A rich progress bar; yields a `Bar` (callable as `advance(n)`)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -25,5 +40,4 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+        yield Bar(progress, progress.add_task(description, total=total or None))

@@ -1,0 +1,121 @@
+"""`kit train ARCH`: one model, recorded as a run in the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from kit.cli.ui import console, progress_bar
+from kit.config import load_params, override
+
+
+def train(
+    arch: Annotated[
+        Optional[str], typer.Argument(help="Zoo entry or timm:<name> (see `kit models`) [params: train.arch].")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adamw | sgd.")] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="onecycle | cosine_restarts | plateau | multistep | none.")
+    ] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing.")] = None,
+    drop_rate: Annotated[Optional[float], typer.Option(help="Dropout before the head.")] = None,
+    stem: Annotated[Optional[str], typer.Option(help="default | seed (3x3 stride-1 first conv, no max-pool).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="true, or a local weights file.")] = None,
+    balance: Annotated[Optional[str], typer.Option(help="none | weights | sampler.")] = None,
+    mixup_alpha: Annotated[Optional[float], typer.Option(help="Mixup Beta(alpha, alpha); 0 = off.")] = None,
+    mixup_epochs: Annotated[Optional[float], typer.Option(help="Fraction of epochs with mixup.")] = None,
+    early_stop: Annotated[Optional[int], typer.Option(help="Patience in epochs; 0 = off.")] = None,
+    folds: Annotated[Optional[int], typer.Option(help="Stratified K-fold with K folds (OOF predictions).")] = None,
+    holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
+    grouped: Annotated[Optional[bool], typer.Option("--grouped/--no-grouped", help="Keep groups on one side.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
+    features: Annotated[Optional[Path], typer.Option(help="Feature store [params: train.features].")] = None,
+    runs: Annotated[Optional[Path], typer.Option(help="Runs folder [params: train.runs].")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing run of that id.")] = False,
+) -> None:
+    """Train one model; the run (weights, validation score, predictions) lands in the registry."""
+    from kit.training.run import Callbacks
+    from kit.training.run import train as run_train
+
+    p = load_params().train
+    if pretrained is not None:
+        pretrained = {"true": True, "false": False}.get(pretrained.lower(), pretrained)
+    p = override(
+        p,
+        arch=arch,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        label_smoothing=label_smoothing,
+        drop_rate=drop_rate,
+        stem=stem,
+        pretrained=pretrained,
+        balance=balance,
+        early_stop=early_stop,
+        device=device,
+        features=None if features is None else str(features),
+        runs=None if runs is None else str(runs),
+    )
+    kind = "kfold" if folds is not None else "holdout" if holdout is not None else None
+    split = override(p.split, kind=kind, folds=folds, fraction=holdout, grouped=grouped)
+    p = dataclasses.replace(
+        p, split=split, augment=override(p.augment, mixup_alpha=mixup_alpha, mixup_epochs=mixup_epochs)
+    )
+
+    with progress_bar(f"train {p.arch}", 0) as bar:
+
+        def on_epoch(k: int, r: dict) -> None:
+            console.print(
+                f"fold {k}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}  val acc {r['val_accuracy']:.4f}"
+                f"  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}  lr {r['lr']:.2e}"
+                f"  {r['seconds']:.1f}s",
+                highlight=False,
+            )
+
+        outcome = run_train(p, name=name, force=force, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch))
+    run = outcome.run
+    if not outcome.trained:
+        console.print(f"[green]✓[/] run {run.id} already exists with these params: nothing to do")
+    elif any(outcome.resumed_from.values()):
+        done = ", ".join(f"fold {k}: {n} epochs" for k, n in outcome.resumed_from.items() if n)
+        console.print(f"resumed from checkpoints ({done})")
+    render_run(run)
+
+
+def render_run(run) -> None:
+    m = run.meta
+    table = Table(title=f"run {run.id}")
+    for col in ("arch", "split", "accuracy", "macro-F1", "log-loss", "best epoch", "wall s", "device"):
+        table.add_column(col)
+    table.add_row(
+        m["arch"],
+        m["split_id"],
+        f"{m['metrics']['accuracy']:.4f}",
+        f"{m['metrics']['macro_f1']:.4f}",
+        f"{m['metrics']['log_loss']:.4f}",
+        ",".join(map(str, m["best_epoch"])),
+        f"{m['wall_seconds']:.0f}",
+        m["device"],
+    )
+    console.print(table)
+    cm = Table(title="validation confusion (rows: true, columns: predicted)")
+    cm.add_column("")
+    for c in m["classes"]:
+        cm.add_column(str(c), justify="right")
+    for c, row in zip(m["classes"], m["confusion"]):
+        cm.add_row(str(c), *map(str, row))
+    console.print(cm)

@@ -1,0 +1,1 @@
+"""The artifact registry: run folders, and an index rebuilt from them."""

@@ -1,0 +1,157 @@
+"""Run folders `artifacts/runs/<run_id>/` and the registry index rebuilt from them.
+
+A run folder is written under a temp name and renamed, so every folder without a leading dot
+is complete. `index.json` beside the runs folder is a cache: it is rebuilt whenever the set of
+folders changed, and `reindex` rebuilds it on demand. A folder whose run.json is missing or
+unreadable is reported as broken, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.atomic import atomic_dir
+from kit.errors import KitError
+from kit.training.metrics import HIGHER_IS_BETTER
+
+RUN_JSON = "run.json"
+INDEX = "index.json"
+REQUIRED = ("run.json", "val_probs.npy", "val_index.npy")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    path: Path
+    meta: dict
+
+    @property
+    def metrics(self) -> dict:
+        return self.meta["metrics"]
+
+    def score(self, metric: str) -> float:
+        return self.metrics[metric]
+
+
+@dataclass(frozen=True)
+class Listing:
+    runs: list[Run]
+    broken: list[tuple[str, str]]  # (folder name, why)
+
+
+def read_run(path: Path) -> Run:
+    """A complete run folder, or KitError saying what is wrong with it."""
+    for name in REQUIRED:
+        if not (path / name).exists():
+            raise KitError(f"{path.name}: {name} missing")
+    try:
+        meta = json.loads((path / RUN_JSON).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise KitError(f"{path.name}: run.json is corrupt ({exc})") from None
+    if not isinstance(meta, dict) or "metrics" not in meta or "arch" not in meta:
+        raise KitError(f"{path.name}: run.json lacks arch / metrics")
+    return Run(path.name, path, meta)
+
+
+def scan(runs_dir: Path) -> Listing:
+    runs, broken = [], []
+    if runs_dir.is_dir():
+        for path in sorted(runs_dir.iterdir()):
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            try:
+                runs.append(read_run(path))
+            except KitError as exc:
+                broken.append((path.name, str(exc).split(": ", 1)[-1]))
+    return Listing(runs, broken)
+
+
+def index_path(runs_dir: Path) -> Path:
+    return runs_dir.parent / INDEX
+
+
+def reindex(runs_dir: Path) -> Listing:
+    """Rebuild index.json from the folders."""
+    listing = scan(runs_dir)
+    doc = {
+        "runs": {r.id: r.meta for r in listing.runs},
+        "broken": dict(listing.broken),
+    }
+    target = index_path(runs_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(tmp, target)
+    return listing
+
+
+def load(runs_dir: Path) -> Listing:
+    """The runs, from the index when it matches the folders, else rebuilt."""
+    names = (
+        sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if runs_dir.is_dir()
+        else []
+    )
+    try:
+        doc = json.loads(index_path(runs_dir).read_text())
+        if sorted([*doc["runs"], *doc["broken"]]) == names:
+            runs = [Run(i, runs_dir / i, meta) for i, meta in doc["runs"].items()]
+            return Listing(runs, list(doc["broken"].items()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return reindex(runs_dir)
+
+
+def rank(
+    runs: list[Run],
+    metric: str = "accuracy",
+    *,
+    arch: str | None = None,
+    split: str | None = None,
+    feature_hash: str | None = None,
+) -> list[Run]:
+    """Runs matching the filters, best first by validation `metric`."""
+    keep = [
+        r
+        for r in runs
+        if (arch is None or r.meta["arch"] == arch)
+        and (split is None or r.meta["split_id"].startswith(split))
+        and (feature_hash is None or r.meta["feature_hash"].startswith(feature_hash))
+    ]
+    sign = -1 if HIGHER_IS_BETTER[metric] else 1
+    return sorted(keep, key=lambda r: (sign * r.score(metric), r.id))
+
+
+def find(runs_dir: Path, run_id: str) -> Run:
+    listing = load(runs_dir)
+    matches = [r for r in listing.runs if r.id == run_id] or [r for r in listing.runs if r.id.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise KitError(f"no run {run_id!r} in {runs_dir} (see `kit registry`)")
+    raise KitError(f"{run_id!r} matches {len(matches)} runs: {', '.join(r.id for r in matches[:5])}")
+
+
+def remove(runs_dir: Path, run_id: str) -> str:
+    """Delete a run folder (complete or broken); returns its id."""
+    path = runs_dir / run_id
+    if not path.is_dir() or run_id.startswith("."):
+        run_id = find(runs_dir, run_id).id
+        path = runs_dir / run_id
+    shutil.rmtree(path)
+    reindex(runs_dir)
+    return run_id
+
+
+def write(runs_dir: Path, run_id: str, fill) -> Path:
+    """Create run folder `run_id` atomically: `fill(tmp_folder)` writes its files."""
+    with atomic_dir(runs_dir / run_id) as tmp:
+        fill(tmp)
+    reindex(runs_dir)
+    return runs_dir / run_id

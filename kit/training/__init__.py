@@ -1,0 +1,1 @@
+"""Training: splits, augmentation, the fit loop, checkpoint / resume, metrics."""

@@ -1,0 +1,333 @@
+"""The fit loop for one fold, readable top to bottom.
+
+    model = standardise(inputs) -> zoo model
+    for each epoch: shuffled (or class-balanced) batches -> augment -> forward -> loss -> step
+                    evaluate on the validation fold -> keep the best epoch -> checkpoint
+    predict validation and test clips with the best epoch's weights
+
+Everything random comes from one seeded CPU generator saved with the checkpoint, so a resumed
+fold continues exactly as an uninterrupted one would. On CUDA the feature tensors live on the
+device, the forward pass runs under bf16 autocast and the model is channels_last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kit.config import TrainParams
+from kit.training import augment, checkpoint
+from kit.training.metrics import better, scores
+
+
+@dataclass
+class Fold:
+    """One fold's inputs: tensors (possibly on the device) and indices into them."""
+
+    x: object  # (N, C, *, *) float16 tensor of all train clips
+    y: object  # (N,) int64 tensor
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    x_test: object | None  # (M, C, *, *) float16 tensor, or None
+    time_dim: int  # dims of x holding time / frequency
+    freq_dim: int
+    num_classes: int
+
+
+@dataclass
+class FoldResult:
+    best_epoch: int
+    best_score: float
+    val_probs: np.ndarray
+    test_probs: np.ndarray | None
+    weights: dict  # best epoch's state_dict (CPU tensors)
+    history: list[dict]
+    epochs_run: int
+
+
+class Standardised:
+    """Wraps a model with fixed input standardisation (saved with its weights)."""
+
+    def __new__(cls, net, mean, std):
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mean", mean)
+                self.register_buffer("std", std)
+                self.net = net
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.net((x - self.mean) / self.std)
+
+        return Model()
+
+
+def input_stats(x, idx: np.ndarray, mode: str, freq_dim: int):
+    """Mean / std of the training fold: per frequency band, global, or identity."""
+    import torch
+
+    shape = [1] * x.dim()
+    if mode == "none":
+        return torch.zeros(shape), torch.ones(shape)
+    total, total_sq, count = 0.0, 0.0, 0
+    keep = (freq_dim,) if mode == "band" else ()
+    dims = tuple(d for d in range(x.dim()) if d not in keep)
+    for chunk in np.array_split(idx, max(1, len(idx) // 512)):
+        xb = x[torch.as_tensor(chunk, device=x.device)].double()
+        total = total + xb.sum(dims, keepdim=True)
+        total_sq = total_sq + (xb * xb).sum(dims, keepdim=True)
+        count += xb.numel() // (xb.shape[freq_dim] if mode == "band" else 1)
+    mean = total / count
+    std = (total_sq / count - mean * mean).clamp_min(1e-8).sqrt()
+    return mean.float().cpu(), std.float().cpu()
+
+
+def fit_fold(
+    fold: Fold,
+    p: TrainParams,
+    arch: str,
+    seed: int,
+    device,
+    work: Path,
+    on_batch: Callable[[], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FoldResult:
+    import torch
+    import torch.nn.functional as F
+
+    from kit.models import create_model
+
+    cuda = device.type == "cuda"
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    mean, std = input_stats(fold.x, fold.train_idx, p.normalize, fold.freq_dim)
+    net = create_model(
+        arch,
+        num_classes=fold.num_classes,
+        in_chans=fold.x.shape[1],
+        drop_rate=p.drop_rate,
+        stem=p.stem,
+        pretrained=p.pretrained,
+    )
+    model = Standardised(net, mean, std).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if p.compile else model
+    opt = _optimizer(model, p)
+    n_train = len(fold.train_idx)
+    steps = steps_per_epoch(n_train, p.batch_size)
+    sched = _Schedule(opt, p, steps)
+    y_train = fold.y[torch.as_tensor(fold.train_idx, device=fold.y.device)]
+    counts = torch.bincount(y_train.cpu(), minlength=fold.num_classes).clamp_min(1).float()
+    class_w = (counts.sum() / (fold.num_classes * counts)).to(device) if p.balance == "weights" else None
+
+    history: list[dict] = []
+    best = {"epoch": -1, "score": None, "weights": None}
+    start = 0
+    saved = checkpoint.load(work)
+    if saved is not None:  # resume: replay what is on disk
+        tensors, meta = saved
+        model.load_state_dict(checkpoint.unprefixed("model", tensors))
+        opt.load_state_dict(checkpoint.unflatten_optimizer(tensors, meta["optimizer"]))
+        history, start = meta["history"], meta["epoch"] + 1
+        best = {
+            "epoch": meta["best_epoch"],
+            "score": meta["best_score"],
+            "weights": checkpoint.unprefixed("best", tensors),
+        }
+        gen.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        sched.replay(history, p.metric)
+
+    stale = 0 if not history else len(history) - 1 - best["epoch"]
+    for epoch in range(start, p.epochs):
+        if p.early_stop and stale >= p.early_stop:
+            break
+        started = time.perf_counter()
+        model.train()
+        order = _order(y_train, p.balance, gen, n_train)
+        mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
+        loss_sum = 0.0
+        for i in range(steps):
+            idx = torch.as_tensor(
+                fold.train_idx[order[i * p.batch_size : (i + 1) * p.batch_size]], device=fold.x.device
+            )
+            xb = fold.x[idx].to(device, non_blocking=True).float()
+            yb = fold.y[idx].to(device, non_blocking=True)
+            xb = _augment(xb, p, fold, gen)
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                if mix:
+                    xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, gen)
+                    logits = step_model(xb).float()
+                    loss = lam * F.cross_entropy(logits, ya, class_w, label_smoothing=p.label_smoothing) + (
+                        1 - lam
+                    ) * F.cross_entropy(logits, yb2, class_w, label_smoothing=p.label_smoothing)
+                else:
+                    logits = step_model(xb).float()
+                    loss = F.cross_entropy(logits, yb, class_w, label_smoothing=p.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.batch_end(epoch, i)
+            loss_sum += loss.item()
+            if on_batch:
+                on_batch()
+        val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / steps,
+            "lr": opt.param_groups[0]["lr"],
+            **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        sched.epoch_end(record[f"val_{p.metric}"])
+        if better(p.metric, record[f"val_{p.metric}"], best["score"]):
+            best = {
+                "epoch": epoch,
+                "score": record[f"val_{p.metric}"],
+                "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            }
+            stale = 0
+        else:
+            stale += 1
+        _save(work, model, opt, best, history, epoch, gen)
+        if on_epoch:
+            on_epoch(record)
+
+    model.load_state_dict(best["weights"])
+    val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
+    test_probs = None
+    if fold.x_test is not None:
+        test_probs = predict(model, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
+    return FoldResult(
+        best["epoch"],
+        best["score"],
+        val_probs,
+        test_probs,
+        {k: v.cpu() for k, v in best["weights"].items()},
+        history,
+        len(history),
+    )
+
+
+def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
+    """Softmax probabilities (len(idx), K) float32, in idx order."""
+    import torch
+
+    model.eval()
+    out = []
+    cuda = device.type == "cuda"
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        for start in range(0, len(idx), batch_size):
+            sel = torch.as_tensor(idx[start : start + batch_size], device=x.device)
+            xb = x[sel].to(device).float()
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def _augment(xb, p: TrainParams, fold: Fold, gen):
+    a = p.augment
+    if a.freq_masks or a.time_masks:
+        xb = augment.spec_augment(xb, a, fold.time_dim, fold.freq_dim, gen)
+    if a.time_reverse > 0:
+        xb = augment.time_reverse(xb, a.time_reverse, fold.time_dim, gen)
+    if a.time_shift > 0:
+        xb = augment.time_shift(xb, a.time_shift, fold.time_dim, gen)
+    return xb
+
+
+def _order(y_train, balance: str, gen, n: int):
+    import torch
+
+    if balance == "sampler":
+        counts = torch.bincount(y_train.cpu()).float()
+        weights = (1.0 / counts)[y_train.cpu()]
+        return torch.multinomial(weights, n, replacement=True, generator=gen).numpy()
+    return torch.randperm(n, generator=gen).numpy()
+
+
+def _optimizer(model, p: TrainParams):
+    import torch
+
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True
+        )
+    return torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+
+
+class _Schedule:
+    """The learning-rate schedule, stepped per batch or per epoch, and replayable on resume."""
+
+    def __init__(self, opt, p: TrainParams, steps: int):
+        import torch.optim.lr_scheduler as S
+
+        total = p.epochs * steps
+        self.kind, self.steps = ("none" if p.scheduler == "onecycle" and total < 4 else p.scheduler), steps
+        if self.kind == "onecycle":  # warm up over a quarter of the steps (at least 2)
+            self.s = S.OneCycleLR(opt, max_lr=p.lr, total_steps=total, pct_start=min(0.5, max(0.25, 2 / total)))
+        elif self.kind == "cosine_restarts":
+            self.s = S.CosineAnnealingWarmRestarts(opt, T_0=max(1, p.restart_epochs))
+        elif self.kind == "plateau":
+            mode = "min" if p.metric == "log_loss" else "max"
+            self.s = S.ReduceLROnPlateau(opt, mode=mode, factor=p.gamma, patience=p.patience)
+        elif self.kind == "multistep":
+            self.s = S.MultiStepLR(opt, milestones=p.milestones, gamma=p.gamma)
+        else:
+            self.s = None
+
+    def batch_end(self, epoch: int, i: int) -> None:
+        if self.kind == "onecycle":
+            self.s.step()
+        elif self.kind == "cosine_restarts":
+            self.s.step(epoch + (i + 1) / self.steps)
+
+    def epoch_end(self, metric: float) -> None:
+        if self.kind == "plateau":
+            self.s.step(metric)
+        elif self.kind == "multistep":
+            self.s.step()
+
+    def replay(self, history: list[dict], metric: str) -> None:
+        for record in history:
+            for i in range(self.steps):
+                self.batch_end(record["epoch"], i)
+            self.epoch_end(record[f"val_{metric}"])
+
+
+def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen) -> None:
+    import torch
+
+    opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
+    tensors = {
+        **checkpoint.prefixed("model", model.state_dict()),
+        **checkpoint.prefixed("best", best["weights"]),
+        **opt_tensors,
+        "rng.generator": gen.get_state(),
+        "rng.torch": torch.get_rng_state(),
+    }
+    meta = {
+        "epoch": epoch,
+        "best_epoch": best["epoch"],
+        "best_score": best["score"],
+        "history": history,
+        "optimizer": opt_rest,
+    }
+    checkpoint.save(work, tensors, meta)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Batches per epoch; a last batch of one example is dropped (it breaks BatchNorm)."""
+    return max(1, n_train // batch_size + (n_train % batch_size > 1))

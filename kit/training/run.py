@@ -1,0 +1,292 @@
+"""`kit train ARCH`: train one model (holdout or K-fold) and register it as a run folder.
+
+Work in progress lives in `artifacts/work/<key>/`, where the key hashes every effective
+param with the feature hash and split id: the same command re-run after a crash finds its
+checkpoints there and resumes. A finished run is written to `artifacts/runs/<run_id>/` in one
+rename and its work folder removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kit import __version__
+from kit.config import TrainParams
+from kit.errors import KitError
+from kit.features.store import FeatureStore
+from kit.registry import runs as registry
+from kit.training.loop import Fold, FoldResult, fit_fold, steps_per_epoch
+from kit.training.metrics import confusion, scores
+from kit.training.splits import Split, make_split
+
+NOT_HASHED = ("features", "runs", "eval_batch_size", "device")  # don't change what is learned
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    start: Callable[[int], None] | None = None  # total optimisation steps still to run
+    batch: Callable[[], None] | None = None
+    epoch: Callable[[int, dict], None] | None = None  # (fold, record)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: registry.Run
+    trained: bool  # False: an identical run already existed, nothing was done
+    resumed_from: dict[int, int]  # fold -> epochs already done when this process started
+
+
+def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
+    import torch
+
+    store = FeatureStore.open(p.features)
+    labels = store.labels("train")
+    groups = store.meta["splits"]["train"].get("groups")
+    split = make_split(labels, p.split, groups)
+    params = dataclasses.asdict(p)
+    key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
+    run_id = name or f"{p.arch.replace(':', '-').replace('/', '-')}-s{p.seed}-{key[:8]}"
+    runs_dir = Path(p.runs)
+    existing = runs_dir / run_id
+    if existing.exists() and not force:
+        with contextlib.suppress(KitError):
+            run = registry.read_run(existing)
+            if run.meta.get("key") == key:
+                return Outcome(run, False, {})
+        raise KitError(f"run {run_id} already exists with other params: pass --force to replace it, or --name")
+    if min(len(t) for t, _ in split.folds) < 2:
+        raise KitError(f"{p.features}: too few train clips for a {split.id} split")
+
+    device = _device(p.device)
+    work = runs_dir.parent / "work" / key
+    started = time.perf_counter()
+    with _lock(work):
+        x = torch.from_numpy(np.array(store.array("train"))).to(device)
+        y = torch.from_numpy(labels).to(device)
+        x_test = torch.from_numpy(np.array(store.array("test"))).to(device) if "test" in store.splits else None
+        axes = store.meta["axes"]
+        results: dict[int, FoldResult] = {}
+        resumed = _resume_points(work, split)
+        if cb.start:
+            cb.start(
+                sum(
+                    steps_per_epoch(len(t), p.batch_size) * max(0, p.epochs - resumed.get(k, 0))
+                    for k, (t, _) in enumerate(split.folds)
+                )
+            )
+        for k, (train_idx, val_idx) in enumerate(split.folds):
+            fold = Fold(
+                x, y, train_idx, val_idx, x_test, axes.index("time"), axes.index("freq"), store.meta["num_classes"]
+            )
+            results[k] = _fold(fold, k, p, work, device, cb)
+        seconds = time.perf_counter() - started
+        path = registry.write(
+            runs_dir,
+            run_id,
+            lambda tmp: _fill(tmp, run_id, p, params, key, store, split, results, labels, device, seconds),
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        work.parent.rmdir()  # only when no other run is in progress
+    return Outcome(registry.read_run(path), True, resumed)
+
+
+def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks) -> FoldResult:
+    """Train fold k, or load it when an earlier process finished it."""
+    from safetensors.torch import load_file, save_file
+
+    from kit.atomic import atomic_dir
+
+    done = work / f"fold{k}.done"
+    if (done / "result.json").exists():
+        meta = json.loads((done / "result.json").read_text())
+        arrays = np.load(done / "probs.npz")
+        return FoldResult(
+            meta["best_epoch"],
+            meta["best_score"],
+            arrays["val"],
+            arrays["test"] if "test" in arrays else None,
+            load_file(done / "weights.safetensors"),
+            meta["history"],
+            meta["epochs_run"],
+        )
+    result = fit_fold(
+        fold,
+        p,
+        p.arch,
+        p.seed * 1000 + k,
+        device,
+        work / f"fold{k}",
+        cb.batch,
+        (lambda r: cb.epoch(k, r)) if cb.epoch else None,
+    )
+    with atomic_dir(done) as tmp:
+        save_file({n: t.contiguous() for n, t in result.weights.items()}, tmp / "weights.safetensors")
+        np.savez(
+            tmp / "probs.npz",
+            val=result.val_probs,
+            **({"test": result.test_probs} if result.test_probs is not None else {}),
+        )
+        (tmp / "result.json").write_text(
+            json.dumps(
+                {
+                    "best_epoch": result.best_epoch,
+                    "best_score": result.best_score,
+                    "history": result.history,
+                    "epochs_run": result.epochs_run,
+                }
+            )
+        )
+    shutil.rmtree(work / f"fold{k}", ignore_errors=True)
+    return result
+
+
+def _fill(
+    tmp: Path,
+    run_id: str,
+    p: TrainParams,
+    params: dict,
+    key: str,
+    store: FeatureStore,
+    split: Split,
+    results: dict[int, FoldResult],
+    labels: np.ndarray,
+    device,
+    seconds: float,
+) -> None:
+    from safetensors.torch import save_file
+
+    val_index = split.val_index()
+    if split.kfold:
+        val_probs = np.zeros((len(labels), store.meta["num_classes"]), np.float32)
+        for k, (_, v) in enumerate(split.folds):
+            val_probs[v] = results[k].val_probs
+    else:
+        val_probs = results[0].val_probs
+    for k, r in results.items():
+        save_file(
+            {n: t.contiguous() for n, t in r.weights.items()},
+            tmp / (f"fold{k}.safetensors" if split.kfold else "model.safetensors"),
+        )
+    np.save(tmp / "val_probs.npy", val_probs.astype(np.float32))
+    np.save(tmp / "val_index.npy", val_index.astype(np.int64))
+    tests = [r.test_probs for r in results.values() if r.test_probs is not None]
+    if tests:
+        np.save(tmp / "test_probs.npy", np.mean(tests, axis=0).astype(np.float32))
+    y_val = labels[val_index]
+    metrics = scores(val_probs, y_val)
+    _dvclive(tmp / "dvclive", results, metrics, split.kfold)
+    meta = {
+        "id": run_id,
+        "key": key,
+        "arch": p.arch,
+        "seed": p.seed,
+        "params": params,
+        "split_id": split.id,
+        "split": dataclasses.asdict(p.split),
+        "feature_hash": store.feature_hash,
+        "features": str(store.path),
+        "num_classes": store.meta["num_classes"],
+        "classes": store.meta["classes"],
+        "metrics": metrics,
+        "confusion": confusion(y_val, val_probs.argmax(1), store.meta["num_classes"]).tolist(),
+        "best_epoch": [r.best_epoch for r in results.values()],
+        "epochs_run": [r.epochs_run for r in results.values()],
+        "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
+        "wall_seconds": round(seconds, 2),
+        "device": _device_name(device),
+        "git": _git(),
+        "kit_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (tmp / registry.RUN_JSON).write_text(json.dumps(meta, indent=1))
+
+
+def _dvclive(folder: Path, results: dict[int, FoldResult], metrics: dict, kfold: bool) -> None:
+    """Per-epoch history (DVCLive's metrics.json + plots/metrics/*.tsv), replayed from the folds."""
+    from dvclive import Live
+
+    with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        for k, r in results.items():
+            for record in r.history:
+                for name, value in record.items():
+                    if name not in ("epoch", "seconds"):
+                        live.log_metric(f"fold{k}/{name}" if kfold else name, value, plot=True)
+                live.next_step()
+        for name, value in metrics.items():
+            live.summary[name] = value
+
+
+def _resume_points(work: Path, split: Split) -> dict[int, int]:
+    from kit.training import checkpoint
+
+    out = {}
+    for k in range(len(split.folds)):
+        if (work / f"fold{k}.done" / "result.json").exists():
+            out[k] = json.loads((work / f"fold{k}.done" / "result.json").read_text())["epochs_run"]
+        elif (saved := checkpoint.load(work / f"fold{k}")) is not None:
+            out[k] = saved[1]["epoch"] + 1
+    return out
+
+
+@contextlib.contextmanager
+def _lock(work: Path) -> Iterator[None]:
+    work.mkdir(parents=True, exist_ok=True)
+    fh = open(work / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise KitError(f"another `kit train` with the same arguments is running ({work}); wait for it") from None
+    try:
+        yield
+    finally:
+        fh.close()
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise KitError(f"train.device: {name} requested but CUDA is not available")
+    return dev
+
+
+def _device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _git() -> dict | None:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

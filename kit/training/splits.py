@@ -1,0 +1,65 @@
+"""Validation splits with ids: stratified holdout, stratified K-fold, and grouped variants.
+
+A split's id names its kind, size, seed, grouping and a digest of its validation indices, so
+two runs are comparable (same validation clips) exactly when their split ids are equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from kit.config import SplitParams
+from kit.errors import KitError
+
+
+@dataclass(frozen=True)
+class Split:
+    id: str
+    folds: list[tuple[np.ndarray, np.ndarray]]  # (train indices, validation indices) per fold
+
+    @property
+    def kfold(self) -> bool:
+        return len(self.folds) > 1
+
+    def val_index(self) -> np.ndarray:
+        """Indices of the clips `val_probs.npy` rows belong to (K-fold: every clip, OOF)."""
+        if self.kfold:
+            return np.arange(sum(len(v) for _, v in self.folds))
+        return self.folds[0][1]
+
+
+def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -> Split:
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, StratifiedShuffleSplit
+
+    labels = np.asarray(labels)
+    if p.grouped and not groups:
+        raise KitError("train.split.grouped: the feature store has no groups (give a manifest with a group column)")
+    counts = np.bincount(labels)
+    if p.kind == "kfold":
+        if p.folds < 2:
+            raise KitError(f"train.split.folds: must be ≥ 2, got {p.folds}")
+        n_splits, name = p.folds, f"kfold{p.folds}"
+    else:
+        if not 0 < p.fraction < 1:
+            raise KitError(f"train.split.fraction: must be between 0 and 1, got {p.fraction}")
+        n_splits, name = max(2, round(1 / p.fraction)), f"holdout{p.fraction:g}"
+    if counts[counts > 0].min() < (n_splits if p.kind == "kfold" else 2):
+        raise KitError(f"a class has only {counts[counts > 0].min()} clip(s): too few for a {name} split")
+    dummy = np.zeros(len(labels))
+    if p.grouped:
+        codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=p.seed)
+        folds = list(splitter.split(dummy, labels, codes))
+    elif p.kind == "kfold":
+        folds = list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=p.seed).split(dummy, labels))
+    else:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=p.fraction, random_state=p.seed)
+        folds = list(splitter.split(dummy, labels))
+    if p.kind == "holdout":
+        folds = folds[:1]
+    folds = [(np.sort(t), np.sort(v)) for t, v in folds]
+    digest = hashlib.sha256(b"".join(v.astype(np.int64).tobytes() for _, v in folds)).hexdigest()[:8]
+    return Split(f"{name}-s{p.seed}{'-grouped' if p.grouped else ''}-{digest}", folds)

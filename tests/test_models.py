@@ -1,0 +1,87 @@
+"""The model zoo: every entry builds and runs; stems, timm names, local pretrained weights."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kit.cli.app import app
+from kit.errors import KitError
+from kit.models import create_model, list_models
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("cnn4", "default"),
+        ("resnet18", "seed"),
+        ("resnet34", "default"),
+        ("resnext50", "seed"),
+        ("densenet201", "default"),
+        ("timm:resnet10t", "seed"),
+    ],
+)
+def test_every_entry_builds_and_runs(name, stem):
+    model = create_model(name, num_classes=5, in_chans=1, drop_rate=0.2, stem=stem).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 32, 40))
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+
+
+def test_zoo_lists_the_seed_models():
+    assert list_models() == ["cnn4", "resnet18", "resnet34", "resnext50", "densenet201"]
+
+
+def test_seed_stem_is_3x3_stride1_without_maxpool():
+    model = create_model("resnet34", num_classes=4, stem="seed")
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.in_channels == 1
+    assert isinstance(model.maxpool, torch.nn.Identity)
+    dense = create_model("densenet201", num_classes=4, stem="seed")
+    assert dense.features.conv0.stride == (1, 1) and isinstance(dense.features.pool0, torch.nn.Identity)
+
+
+def test_dropout_before_head():
+    assert create_model("resnet18", num_classes=4, drop_rate=0.3).drop_rate == 0.3
+    cnn = create_model("cnn4", num_classes=4, drop_rate=0.3)
+    assert cnn.drop.p == 0.3
+
+
+def test_local_pretrained_weights_are_adapted(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    donor = timm.create_model("resnet18", num_classes=1000)  # RGB, ImageNet-sized head
+    save_file(donor.state_dict(), tmp_path / "w.safetensors")
+    model = create_model("resnet18", num_classes=4, pretrained=str(tmp_path / "w.safetensors"))
+    assert torch.allclose(model.conv1.weight, donor.conv1.weight.sum(1, keepdim=True))  # RGB -> 1 channel
+    assert torch.equal(model.layer1[0].conv1.weight, donor.layer1[0].conv1.weight)
+    assert model.fc.out_features == 4
+
+
+def test_hub_weights_unreachable_is_one_line_error():
+    code = "from kit.models import create_model; create_model('resnet18', num_classes=4, pretrained=True)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the hub is never contacted
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert "KitError: could not load pretrained weights for resnet18" in result.stderr
+    assert "local weights file" in result.stderr
+
+
+def test_model_errors_are_one_line(tmp_path):
+    with pytest.raises(KitError, match="weights file .* not found"):
+        create_model("resnet18", num_classes=4, pretrained=str(tmp_path / "none.pth"))
+    with pytest.raises(KitError, match="unknown model 'resnet99'"):
+        create_model("resnet99", num_classes=4)
+    with pytest.raises(KitError, match="unknown timm model 'nope'"):
+        create_model("timm:nope", num_classes=4)
+
+
+def test_kit_models_lists_parameter_counts():
+    result = CliRunner().invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    assert "resnet34" in result.output and "21.28 M" in result.output and "0.39 M" in result.output

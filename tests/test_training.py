@@ -1,0 +1,180 @@
+"""`kit train` and the registry, on tiny learnable feature stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stores import tiny_store
+from typer.testing import CliRunner
+
+from kit.cli.app import app
+from kit.config import TrainParams
+
+runner = CliRunner()
+FAST = ["--epochs", "4", "--batch-size", "16", "--lr", "0.01"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A folder with a tiny feature store where `kit train` runs with its defaults."""
+    monkeypatch.chdir(tmp_path)
+    tiny_store(tmp_path / "data" / "features")
+    return tmp_path
+
+
+def _kit(*args: str, cwd: Path, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kit", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        **kw,
+    )
+
+
+def test_training_leaves_a_complete_run_that_the_registry_ranks(project):
+    result = runner.invoke(app, ["train", "cnn4", *FAST])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (project / "artifacts" / "runs").iterdir()
+    files = {p.name for p in run_dir.iterdir()}
+    assert {"run.json", "model.safetensors", "val_probs.npy", "val_index.npy", "test_probs.npy", "dvclive"} <= files
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["arch"] == "cnn4" and meta["params"]["epochs"] == 4 and meta["seed"] == 0
+    assert meta["split_id"].startswith("holdout0.2-s0-") and meta["feature_hash"] == "tiny0000abcdef12"
+    assert set(meta["metrics"]) == {"accuracy", "macro_f1", "log_loss"} and meta["metrics"]["accuracy"] > 0.6
+    assert meta["device"].startswith("cpu") and meta["wall_seconds"] > 0 and len(meta["best_epoch"]) == 1
+    val_probs, val_index = np.load(run_dir / "val_probs.npy"), np.load(run_dir / "val_index.npy")
+    assert val_probs.shape == (12, 3) and len(val_index) == 12 and np.allclose(val_probs.sum(1), 1, atol=1e-5)
+    assert np.load(run_dir / "test_probs.npy").shape == (12, 3)
+    assert (run_dir / "dvclive" / "metrics.json").exists()
+    history = (run_dir / "dvclive" / "plots" / "metrics" / "val_accuracy.tsv").read_text().splitlines()
+    assert len(history) == 5  # header + 4 epochs
+    assert not (project / "artifacts" / "work").exists()
+
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert listing.exit_code == 0 and run_dir.name in listing.output and "cnn4" in listing.output
+    best = runner.invoke(app, ["registry", "best"])
+    assert best.output.strip() == run_dir.name
+    again = runner.invoke(app, ["train", "cnn4", *FAST])
+    assert again.exit_code == 0 and "already exists with these params: nothing to do" in again.output
+
+
+def test_kfold_gives_out_of_fold_probabilities_for_every_clip(project):
+    result = runner.invoke(app, ["train", "cnn4", "--folds", "3", "--epochs", "2", "--batch-size", "16"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (project / "artifacts" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["split_id"].startswith("kfold3-s0-") and len(meta["best_epoch"]) == 3
+    assert np.load(run_dir / "val_probs.npy").shape == (60, 3)
+    assert np.load(run_dir / "val_index.npy").tolist() == list(range(60))
+    assert {f"fold{k}.safetensors" for k in range(3)} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_grouped_split_keeps_groups_apart(tmp_path):
+    from kit.config import SplitParams
+    from kit.training.splits import make_split
+
+    labels = np.arange(60) % 3
+    groups = [f"g{i // 4}" for i in range(60)]
+    split = make_split(labels, SplitParams(kind="kfold", folds=3, grouped=True), groups)
+    for train_idx, val_idx in split.folds:
+        assert not {groups[i] for i in train_idx} & {groups[i] for i in val_idx}
+    assert split.id.startswith("kfold3-s0-grouped-")
+    assert make_split(labels, SplitParams(seed=1)).id != make_split(labels, SplitParams(seed=2)).id
+
+
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    tiny_store(tmp_path / "data" / "features", n=200)
+    args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r"]
+    proc = _kit(*args, cwd=tmp_path)
+    state = tmp_path / "artifacts" / "work"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until at least 2 epochs are checkpointed
+        done = list(state.glob("*/fold0/state.json"))
+        if done and json.loads(done[0].read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"no checkpoint appeared: {proc.communicate()[0]}")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "artifacts" / "runs" / "r").exists()  # no partial run folder
+
+    resumed = _kit(*args, cwd=tmp_path)
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    assert "resumed from checkpoints (fold 0:" in out
+    runs = [p.name for p in (tmp_path / "artifacts" / "runs").iterdir()]
+    assert runs == ["r"] and not (tmp_path / "artifacts" / "work").exists()
+
+    straight = _kit(*args, "--runs", "other/runs", cwd=tmp_path)
+    assert straight.wait(timeout=300) == 0
+    a = np.load(tmp_path / "artifacts/runs/r/val_probs.npy")
+    b = np.load(tmp_path / "other/runs/r/val_probs.npy")
+    assert np.allclose(a, b, atol=1e-5)  # resuming changed nothing
+
+
+def test_two_trainings_at_once_both_land(tmp_path):
+    tiny_store(tmp_path / "data" / "features")
+    procs = [_kit("train", "cnn4", "--epochs", "2", "--seed", str(s), cwd=tmp_path) for s in (1, 2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = sorted(p.name for p in (tmp_path / "artifacts" / "runs").iterdir())
+    assert len(runs) == 2 and runs[0].startswith("cnn4-s1-") and runs[1].startswith("cnn4-s2-")
+    index = json.loads((tmp_path / "artifacts" / "index.json").read_text())
+    listing = _kit("registry", cwd=tmp_path).communicate()[0]
+    assert all(r in listing for r in runs), listing
+    assert set(index["runs"]) <= set(runs)
+
+
+def test_corrupt_run_folders_do_not_break_the_registry(project):
+    assert runner.invoke(app, ["train", "cnn4", "--epochs", "1"]).exit_code == 0
+    runs = project / "artifacts" / "runs"
+    (good,) = runs.iterdir()
+    (runs / "half").mkdir()
+    (runs / "half" / "run.json").write_text('{"arch": "cnn4", "metr')
+    for name in ("run.json", "val_probs.npy", "val_index.npy"):
+        (runs / "half" / name).touch()
+    (runs / "empty").mkdir()
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert listing.exit_code == 0 and good.name in listing.output
+    assert "broken run folder empty: run.json missing" in listing.output
+    assert "broken run folder half: run.json is corrupt" in listing.output
+    reindexed = runner.invoke(app, ["registry", "reindex"])
+    assert reindexed.exit_code == 0 and "indexed 1 run(s)" in reindexed.output
+    shown = runner.invoke(app, ["registry", "show", good.name[:6]])
+    assert shown.exit_code == 0 and '"epochs": 1' in shown.output
+    assert runner.invoke(app, ["registry", "rm", "half"]).exit_code == 0
+    assert not (runs / "half").exists()
+    missing = runner.invoke(app, ["registry", "show", "zzz"])
+    assert missing.exit_code == 1 and "no run 'zzz'" in missing.output
+
+
+def test_schedulers_and_options_run(project):
+    for extra in (
+        ["--scheduler", "cosine_restarts", "--optimizer", "sgd", "--balance", "sampler"],
+        ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1"],
+        ["--scheduler", "multistep", "--early-stop", "1", "--stem", "seed"],
+    ):
+        result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *extra])
+        assert result.exit_code == 0, (extra, result.output)
+    assert len(list((project / "artifacts" / "runs").iterdir())) == 3
+
+
+def test_bad_options_are_one_line_errors(project):
+    bad = runner.invoke(app, ["train", "cnn4", "--scheduler", "warp"])
+    assert bad.exit_code == 1 and "--scheduler: expected one of onecycle" in bad.output
+    missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
+    assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
+    assert TrainParams().arch == "cnn4"
