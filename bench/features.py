@@ -28,14 +28,17 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=600, help="clips timed (default 600)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per method, best kept")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
+        run(args, Path(tmp))
 
+
+def run(args, tmp: Path) -> None:
     import librosa
 
     from kit.config import FeaturesParams
     from kit.data.layout import load_dataset
     from kit.features.extract import extract
 
-    tmp = Path(tempfile.mkdtemp(prefix="kit-bench-"))
     data = args.data
     if data is None:
         from kit.data.demo import make_demo

@@ -38,4 +38,14 @@ def test_download_without_a_slug(tmp_path):
         [sys.executable, "-m", "kit", "data", "download"], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 1
-    assert "data.competition is empty" in result.stderr and "--competition" in result.stderr
+    assert "no competition slug: set data.competition in params.yaml, or pass --competition SLUG" in result.stderr
+
+
+def test_help_shows_where_defaults_come_from():
+    result = subprocess.run(
+        [sys.executable, "-m", "kit", "features", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert "(params: data.root)" in result.stdout and "(params: features.out)" in result.stdout

@@ -19,7 +19,7 @@ from kit.data.audio import load
 from kit.data.layout import load_dataset
 from kit.errors import KitError
 from kit.features.extract import extract
-from kit.features.frontends import fbank, logmel
+from kit.features.frontends import SpectralFrontend, fbank, logmel
 from kit.features.store import FeatureStore
 
 runner = CliRunner()
@@ -41,7 +41,7 @@ def _signals(n: int, sr: int) -> np.ndarray:
 
 def test_logmel_matches_librosa_within_1e3_db():
     x = _signals(66150, 22050)
-    ours = logmel(LogmelParams(), 3.0)(x)
+    ours = SpectralFrontend(logmel(LogmelParams(), 3.0))(x)
     assert ours.shape == (5, 128, 130)
     for row, y in zip(ours, x):
         ref = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=22050))
@@ -51,7 +51,7 @@ def test_logmel_matches_librosa_within_1e3_db():
 def test_logmel_other_params_match_librosa():
     p = LogmelParams(sr=16000, n_fft=1024, hop_length=256, n_mels=64, fmin=50.0, fmax=7000.0, top_db=None)
     x = _signals(32000, 16000)
-    ours = logmel(p, 2.0)(x)
+    ours = SpectralFrontend(logmel(p, 2.0))(x)
     for row, y in zip(ours, x):
         S = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=1024, hop_length=256, n_mels=64, fmin=50, fmax=7000)
         assert np.abs(row - librosa.power_to_db(S, top_db=None)).max() < 1e-3
@@ -59,7 +59,7 @@ def test_logmel_other_params_match_librosa():
 
 def test_fbank_matches_python_speech_features_299x40():
     x = _signals(48000, 16000)
-    ours = fbank(FbankParams(), 3.0)(x)
+    ours = SpectralFrontend(fbank(FbankParams(), 3.0))(x)
     assert ours.shape == (5, 299, 40)
     for row, y in zip(ours, x):
         feat, _ = psf.fbank(
@@ -193,3 +193,31 @@ def test_cli_features_reads_params_yaml(tmp_path, monkeypatch):
     bad = runner.invoke(app, ["features"])
     assert bad.exit_code == 1
     assert "params.yaml: unknown key 'features.logmel.n_mel'" in bad.output
+
+
+def test_out_that_is_not_a_store_is_never_replaced(tmp_path):
+    data = contest(tmp_path / "data")
+    ds = load_dataset(data, 4)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("precious")
+    for out, message in (
+        (tmp_path / "notes", "exists and is not a feature store"),
+        (data, "overlaps the dataset"),
+        (data / "train_mp3s", "overlaps the dataset"),
+        (tmp_path, "overlaps the dataset"),
+    ):
+        with pytest.raises(KitError, match=message):
+            extract(ds, FeaturesParams(), out)
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "precious"
+    assert len(list((data / "train_mp3s").iterdir())) == 6
+
+
+def test_damaged_store_is_rebuilt_not_trusted(tmp_path):
+    ds = load_dataset(contest(tmp_path / "data"), 4)
+    extract(ds, FeaturesParams(), tmp_path / "feat")
+    path = tmp_path / "feat" / "train.npy"
+    path.write_bytes(path.read_bytes()[:-1000])  # truncated
+    with pytest.raises(KitError, match="train.npy is damaged"):
+        FeatureStore.open(tmp_path / "feat")
+    again = extract(ds, FeaturesParams(), tmp_path / "feat")
+    assert again.built and again.store.array("train").shape == (6, 1, 128, 130)

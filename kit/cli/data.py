@@ -18,10 +18,10 @@ app = typer.Typer(help="Get and validate datasets.", no_args_is_help=True)
 
 @app.command()
 def demo(
-    out: Annotated[Optional[Path], typer.Option(help="Where to write it [params: data.root].")] = None,
-    n_train: Annotated[Optional[int], typer.Option(help="Train clips [params: data.demo.n_train].")] = None,
-    n_test: Annotated[Optional[int], typer.Option(help="Test clips [params: data.demo.n_test].")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed [params: data.demo.seed].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write it (params: data.root).")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help="Train clips (params: data.demo.n_train).")] = None,
+    n_test: Annotated[Optional[int], typer.Option(help="Test clips (params: data.demo.n_test).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (params: data.demo.seed).")] = None,
 ) -> None:
     """Write the built-in synthetic dataset (contest layout, offline, deterministic)."""
     from kit.data.demo import make_demo
@@ -47,8 +47,8 @@ def demo(
 
 @app.command()
 def download(
-    competition: Annotated[Optional[str], typer.Option(help="Kaggle slug [params: data.competition].")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to put it [params: data.root].")] = None,
+    competition: Annotated[Optional[str], typer.Option(help="Kaggle slug (params: data.competition).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to put it (params: data.root).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace data already at --out.")] = False,
 ) -> None:
     """Download a competition's data with the Kaggle API, extract it safely, detect its layout."""
@@ -58,7 +58,7 @@ def download(
     p = load_params().data
     slug = competition or p.competition
     if not slug:
-        raise KitError("params.yaml: data.competition is empty: set it to the contest's slug, or pass --competition")
+        raise KitError("no competition slug: set data.competition in params.yaml, or pass --competition SLUG")
     with console.status(f"downloading {slug} from Kaggle…"):
         root = download_competition(slug, out or Path(p.root), force=force)
     ds = load_dataset(root, p.num_classes)
@@ -70,7 +70,7 @@ def download(
 
 @app.command()
 def check(
-    path: Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest CSV [params: data.root].")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest CSV (params: data.root).")] = None,
 ) -> None:
     """Validate a dataset: counts, class histogram, audio statistics and every problem found."""
     from kit.data.check import check as run_check

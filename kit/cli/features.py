@@ -13,11 +13,11 @@ from kit.config import load_params, override
 
 
 def features(
-    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV [params: data.root].")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Feature store folder [params: features.out].")] = None,
-    frontend: Annotated[Optional[str], typer.Option(help="logmel or fbank [params: features.frontend].")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Feature store folder (params: features.out).")] = None,
+    frontend: Annotated[Optional[str], typer.Option(help="logmel or fbank (params: features.frontend).")] = None,
     on_error: Annotated[
-        Optional[str], typer.Option(help="Undecodable clips: fail or silence [params: features.on_error].")
+        Optional[str], typer.Option(help="Undecodable clips: fail or silence (params: features.on_error).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if the store is up to date.")] = False,
 ) -> None:

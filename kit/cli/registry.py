@@ -14,7 +14,7 @@ from kit.config import load_params
 
 app = typer.Typer(help="List, inspect and manage registered runs.", invoke_without_command=True)
 
-RunsOpt = Annotated[Optional[Path], typer.Option("--runs", help="Runs folder [params: train.runs].")]
+RunsOpt = Annotated[Optional[Path], typer.Option("--runs", help="Runs folder (params: train.runs).")]
 
 
 def _runs_dir(runs: Path | None) -> Path:

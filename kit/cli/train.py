@@ -15,7 +15,7 @@ from kit.config import load_params, override
 
 def train(
     arch: Annotated[
-        Optional[str], typer.Argument(help="Zoo entry or timm:<name> (see `kit models`) [params: train.arch].")
+        Optional[str], typer.Argument(help="Zoo entry or timm:<name> (see `kit models`) (params: train.arch).")
     ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs.")] = None,
@@ -38,8 +38,8 @@ def train(
     holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
     grouped: Annotated[Optional[bool], typer.Option("--grouped/--no-grouped", help="Keep groups on one side.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
-    features: Annotated[Optional[Path], typer.Option(help="Feature store [params: train.features].")] = None,
-    runs: Annotated[Optional[Path], typer.Option(help="Runs folder [params: train.runs].")] = None,
+    features: Annotated[Optional[Path], typer.Option(help="Feature store (params: train.features).")] = None,
+    runs: Annotated[Optional[Path], typer.Option(help="Runs folder (params: train.runs).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of that id.")] = False,
 ) -> None:

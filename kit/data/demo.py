@@ -62,7 +62,7 @@ def make_demo(
     """Write the demo dataset to `out` (replacing it whole) and return a summary."""
     t_start = time.perf_counter()
     out = Path(out)
-    workers = _check(out, n_train, n_test, seed, sr, duration, workers)
+    workers = check_args(out, n_train, n_test, seed, sr, duration, workers)
     labels = {"train": _labels(seed, 0, n_train), "test": _labels(seed, 1, n_test)}
     jobs = [(split, i, int(lab)) for split in SPLITS for i, lab in enumerate(labels[split])]
     with atomic_dir(out) as tmp:
@@ -76,7 +76,9 @@ def make_demo(
     return DemoSummary(out, n_train, n_test, counts, time.perf_counter() - t_start)
 
 
-def _check(out, n_train, n_test, seed, sr, duration, workers) -> int:
+def check_args(out, n_train, n_test, seed, sr=22050, duration=3.0, workers=None) -> int:
+    """Validate make_demo's arguments (KitError naming the option); returns the worker count."""
+
     def bad(msg):
         raise KitError(msg)
 

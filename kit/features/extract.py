@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -64,12 +65,26 @@ class Plan:
 def plan(dataset: Dataset, params: FeaturesParams, out: Path) -> Plan:
     """Check the dataset, build the front-end and hash everything the features depend on."""
     dataset.require_clean()
+    _check_out(Path(out), dataset)
     frontend = make_frontend(dataset, params)
     fingerprint = dataset_fingerprint(dataset, _workers(params))
     config = {"version": FEATURE_VERSION, "frontend": frontend.describe(), "classes": dataset.classes}
     feature_hash = _digest({"config": config, "data": fingerprint})[:16]
     config["source"] = {"root": str(dataset.root), "layout": dataset.layout, "fingerprint": _digest(fingerprint)}
     return Plan(dataset, params, Path(out), frontend, config, feature_hash)
+
+
+def _check_out(out: Path, dataset: Dataset) -> None:
+    """Refuse an --out whose replacement would destroy something that is not a feature store."""
+    target, data = out.resolve(), dataset.root.resolve()
+    if dataset.layout == "manifest":  # the CSV may sit at a project root: only its clips matter
+        overlap = any(c.path.resolve().is_relative_to(target) for items in dataset.splits.values() for c in items)
+    else:
+        overlap = data.is_relative_to(target) or target.is_relative_to(data)
+    if overlap:
+        raise KitError(f"--out {out} overlaps the dataset at {dataset.root}: choose a folder outside it")
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / META).exists())):
+        raise KitError(f"--out {out} exists and is not a feature store: refusing to replace it; choose another folder")
 
 
 def extract(
@@ -187,21 +202,34 @@ def _digest(obj) -> str:
 
 
 class AudioFrontend:
-    def __init__(self, spectral, duration: float, batch_size: int):
-        self.spectral = spectral
+    """Decodes clips and runs the spectral front-end; torch state is built on first use."""
+
+    def __init__(self, spec, duration: float, batch_size: int):
+        self.spec = spec
         self.duration = duration
         self.batch_size = batch_size
-        self.shape = spectral.shape
-        self.axes = spectral.spec.axes
+        self.shape = spec.shape
+        self.axes = spec.axes
 
     def describe(self) -> dict:
-        return {"duration": self.duration, **asdict(self.spectral.spec), "filters": self.spectral.filters_digest}
+        from importlib.metadata import version
+
+        desc = {"duration": self.duration, **asdict(self.spec)}
+        if self.spec.filters[0] == "slaney":
+            desc["librosa"] = version("librosa")  # its mel filters
+        return desc
+
+    @functools.cached_property
+    def spectral(self):
+        from kit.features.frontends import SpectralFrontend
+
+        return SpectralFrontend(self.spec)
 
     def _load(self, clip: Clip):
         try:
-            return audio.load(clip.path, self.spectral.sr, self.duration), None
+            return audio.load(clip.path, self.spec.sr, self.duration), None
         except audio.DecodeError as exc:
-            return np.zeros(self.spectral.spec.n_samples, np.float32), str(exc)
+            return np.zeros(self.spec.n_samples, np.float32), str(exc)
 
     def batches(self, pool, items: list[Clip], workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
         start, wave, errors = 0, [], []

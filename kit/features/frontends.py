@@ -14,7 +14,6 @@ multiply-adds than the dense product, same result).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -42,25 +41,45 @@ class Spec:
     top_db: float | None
     time_first: bool
     axes: tuple[str, str]
+    window: str  # "hann" (periodic, as librosa) or "hamming" (symmetric, as numpy)
+    filters: tuple  # ("slaney" | "htk", n_mels, fmin, fmax)
+
+    @property
+    def n_frames(self) -> int:
+        if self.center:
+            return 1 + self.n_samples // self.hop
+        if self.n_samples <= self.win_length:
+            return 1
+        return 1 + math.ceil((self.n_samples - self.win_length) / self.hop)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        n_mels = self.filters[1]
+        return (self.n_frames, n_mels) if self.time_first else (n_mels, self.n_frames)
 
 
 class SpectralFrontend:
-    """Waveforms (B, n_samples) float32 -> features (B, *shape) float32."""
+    """Waveforms (B, n_samples) float32 -> features (B, *spec.shape) float32 (builds torch state)."""
 
-    def __init__(self, spec: Spec, window: np.ndarray, filters: np.ndarray):
+    def __init__(self, spec: Spec):
         import torch
 
         self.spec = spec
-        self.n_frames = _n_frames(spec)
-        self.shape = (self.n_frames, len(filters)) if spec.time_first else (len(filters), self.n_frames)
+        self.n_frames = spec.n_frames
+        if spec.window == "hann":
+            window = np.hanning(spec.win_length + 1)[:-1]  # periodic, as scipy.signal.get_window('hann')
+        else:
+            window = np.hamming(spec.win_length)
+        kind, n_mels, fmin, fmax = spec.filters
+        if kind == "slaney":
+            import librosa
+
+            filters = librosa.filters.mel(sr=spec.sr, n_fft=spec.n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        else:
+            filters = htk_filterbank(n_mels, spec.n_fft, spec.sr, fmin, fmax)
         self._window = torch.from_numpy(window.astype(np.float32))
         self._bands = _bands(filters.astype(np.float32))
-        self._n_mels = len(filters)
-        self.filters_digest = hashlib.sha256(np.ascontiguousarray(filters, np.float32).tobytes()).hexdigest()[:16]
-
-    @property
-    def sr(self) -> int:
-        return self.spec.sr
+        self._n_mels = n_mels
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -95,14 +114,6 @@ class SpectralFrontend:
             return out.contiguous().numpy()
 
 
-def _n_frames(s: Spec) -> int:
-    if s.center:
-        return 1 + s.n_samples // s.hop
-    if s.n_samples <= s.win_length:
-        return 1
-    return 1 + math.ceil((s.n_samples - s.win_length) / s.hop)
-
-
 def _bands(filters: np.ndarray):
     """Split (n_mels, bins) filters into groups over the interleaved re/im power rows."""
     import torch
@@ -120,10 +131,8 @@ def _bands(filters: np.ndarray):
     return bands
 
 
-def logmel(p: LogmelParams, duration: float) -> SpectralFrontend:
-    import librosa
-
-    spec = Spec(
+def logmel(p: LogmelParams, duration: float) -> Spec:
+    return Spec(
         name="logmel",
         sr=p.sr,
         n_samples=round(duration * p.sr),
@@ -137,16 +146,15 @@ def logmel(p: LogmelParams, duration: float) -> SpectralFrontend:
         top_db=p.top_db,
         time_first=False,
         axes=("freq", "time"),
+        window="hann",
+        filters=("slaney", p.n_mels, p.fmin, p.fmax),
     )
-    window = np.hanning(p.n_fft + 1)[:-1]  # periodic Hann, as scipy.signal.get_window('hann')
-    filters = librosa.filters.mel(sr=p.sr, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax)
-    return SpectralFrontend(spec, window, filters)
 
 
-def fbank(p: FbankParams, duration: float) -> SpectralFrontend:
+def fbank(p: FbankParams, duration: float) -> Spec:
     win = int(_round_half_up(p.win_ms / 1000 * p.sr))
     hop = int(_round_half_up(p.hop_ms / 1000 * p.sr))
-    spec = Spec(
+    return Spec(
         name="fbank",
         sr=p.sr,
         n_samples=round(duration * p.sr),
@@ -160,8 +168,9 @@ def fbank(p: FbankParams, duration: float) -> SpectralFrontend:
         top_db=None,
         time_first=True,
         axes=("time", "freq"),
+        window="hamming",
+        filters=("htk", p.n_mels, p.fmin, p.fmax),
     )
-    return SpectralFrontend(spec, np.hamming(win), htk_filterbank(p.n_mels, p.n_fft, p.sr, p.fmin, p.fmax))
 
 
 def htk_filterbank(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -> np.ndarray:

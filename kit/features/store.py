@@ -38,9 +38,8 @@ class FeatureStore:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise KitError(f"{meta_path} line {exc.lineno}: corrupt JSON ({exc.msg})") from None
-        for split in meta.get("splits", {}):
-            if not (path / f"{split}.npy").exists():
-                raise KitError(f"{path / f'{split}.npy'}: missing; rebuild with `kit features --force`")
+        for split, info in meta.get("splits", {}).items():
+            _check_array(path / f"{split}.npy", (info["count"], *meta["shape"]))
         return cls(path, meta)
 
     @property
@@ -69,3 +68,22 @@ def is_current(path: Path, feature_hash: str) -> bool:
         return FeatureStore.open(path).feature_hash == feature_hash
     except (KitError, KeyError):
         return False
+
+
+def _check_array(path: Path, shape: tuple) -> None:
+    """The .npy file exists, has the shape meta.json says, and is as long as its header says."""
+    if not path.exists():
+        raise KitError(f"{path}: missing; rebuild with `kit features --force`")
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            found, _, dtype = read(fh)
+            expected_size = fh.tell() + int(np.prod(found)) * dtype.itemsize
+    except (ValueError, OSError) as exc:
+        raise KitError(f"{path} is damaged ({exc}); rebuild with `kit features --force`") from None
+    if tuple(found) != tuple(shape) or path.stat().st_size != expected_size:
+        raise KitError(
+            f"{path} is damaged (shape {found}, {path.stat().st_size} bytes; meta.json says {shape}); "
+            "rebuild with `kit features --force`"
+        )
