@@ -9,13 +9,13 @@ returns the mixed batch and both label sets with the mixing weight.
 
 from __future__ import annotations
 
+import torch
+
 from kit.config import AugmentParams
 
 
 def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
     """Mask random frequency bands and time spans with each example's mean (as SpecAugment)."""
-    import torch
-
     b = x.shape[0]
     fill = x.mean(dim=tuple(range(1, x.dim())), keepdim=True)
     keep = torch.ones_like(x, dtype=torch.bool)
@@ -35,8 +35,6 @@ def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
 
 
 def time_reverse(x, prob: float, time_dim: int, gen):
-    import torch
-
     flip = (torch.rand(x.shape[0], generator=gen) < prob).to(x.device)
     if not flip.any():
         return x
@@ -47,8 +45,6 @@ def time_reverse(x, prob: float, time_dim: int, gen):
 
 def time_shift(x, max_fraction: float, time_dim: int, gen):
     """Roll each example by its own random number of frames (circular)."""
-    import torch
-
     size = x.shape[time_dim]
     limit = int(max_fraction * size)
     if limit <= 0:
@@ -62,8 +58,6 @@ def time_shift(x, max_fraction: float, time_dim: int, gen):
 
 def mixup(x, y, alpha: float, gen):
     """(mixed x, y, y of the partners, lam): loss = lam * CE(y) + (1 - lam) * CE(y_partner)."""
-    import torch
-
     g1, g2 = torch._standard_gamma(torch.full((2,), float(alpha)), generator=gen).tolist()
     lam = max(g1 / (g1 + g2), g2 / (g1 + g2))  # Beta(alpha, alpha); the original example dominates
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from kit.config import TrainParams
 from kit.training import augment, checkpoint
@@ -49,30 +52,21 @@ class FoldResult:
     epochs_run: int
 
 
-class Standardised:
-    """Wraps a model with fixed input standardisation (saved with its weights)."""
+class Standardised(nn.Module):
+    """A model with fixed input standardisation in front (saved with its weights)."""
 
-    def __new__(cls, net, mean, std):
-        import torch
-        from torch import nn
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.net = net
 
-        class Model(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.register_buffer("mean", mean)
-                self.register_buffer("std", std)
-                self.net = net
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.net((x - self.mean) / self.std)
-
-        return Model()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
 
 
 def input_stats(x, idx: np.ndarray, mode: str, freq_dim: int):
     """Mean / std of the training fold: per frequency band, global, or identity."""
-    import torch
-
     shape = [1] * x.dim()
     if mode == "none":
         return torch.zeros(shape), torch.ones(shape)
@@ -99,8 +93,6 @@ def fit_fold(
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> FoldResult:
-    import torch
-    import torch.nn.functional as F
 
     from kit.models import create_model
 
@@ -222,8 +214,6 @@ def fit_fold(
 
 def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
     """Softmax probabilities (len(idx), K) float32, in idx order."""
-    import torch
-
     model.eval()
     out = []
     cuda = device.type == "cuda"
@@ -249,8 +239,6 @@ def _augment(xb, p: TrainParams, fold: Fold, gen):
 
 
 def _order(y_train, balance: str, gen, n: int):
-    import torch
-
     if balance == "sampler":
         counts = torch.bincount(y_train.cpu()).float()
         weights = (1.0 / counts)[y_train.cpu()]
@@ -259,8 +247,6 @@ def _order(y_train, balance: str, gen, n: int):
 
 
 def _optimizer(model, p: TrainParams):
-    import torch
-
     if p.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True
@@ -272,19 +258,19 @@ class _Schedule:
     """The learning-rate schedule, stepped per batch or per epoch, and replayable on resume."""
 
     def __init__(self, opt, p: TrainParams, steps: int):
-        import torch.optim.lr_scheduler as S
-
         total = p.epochs * steps
         self.kind, self.steps = ("none" if p.scheduler == "onecycle" and total < 4 else p.scheduler), steps
         if self.kind == "onecycle":  # warm up over a quarter of the steps (at least 2)
-            self.s = S.OneCycleLR(opt, max_lr=p.lr, total_steps=total, pct_start=min(0.5, max(0.25, 2 / total)))
+            self.s = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=p.lr, total_steps=total, pct_start=min(0.5, max(0.25, 2 / total))
+            )
         elif self.kind == "cosine_restarts":
-            self.s = S.CosineAnnealingWarmRestarts(opt, T_0=max(1, p.restart_epochs))
+            self.s = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=max(1, p.restart_epochs))
         elif self.kind == "plateau":
             mode = "min" if p.metric == "log_loss" else "max"
-            self.s = S.ReduceLROnPlateau(opt, mode=mode, factor=p.gamma, patience=p.patience)
+            self.s = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=p.gamma, patience=p.patience)
         elif self.kind == "multistep":
-            self.s = S.MultiStepLR(opt, milestones=p.milestones, gamma=p.gamma)
+            self.s = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=p.milestones, gamma=p.gamma)
         else:
             self.s = None
 
@@ -308,8 +294,6 @@ class _Schedule:
 
 
 def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen) -> None:
-    import torch
-
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
         **checkpoint.prefixed("model", model.state_dict()),
