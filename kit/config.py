@@ -140,10 +140,24 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class EnsembleParams:
+    method: Literal["mean", "weighted", "hillclimb", "stack"] = "weighted"
+    top: int = 5  # best comparable runs to combine
+    metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # ranks the candidates
+    geometric: bool = False  # geometric instead of arithmetic blending (mean / weighted / hillclimb)
+    n_init: int = 1  # hillclimb: start from the best N members
+    bagging: int = 0  # hillclimb: bags of half the members; 0 = off
+    cv_folds: int = 5  # folds of the honest (out-of-fold) estimate
+    out: str = "submissions"  # folder for <name>.csv + <name>.json
+    name: str = ""  # submission name; "" = derived from the method and members
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
     train: TrainParams = field(default_factory=TrainParams)
+    ensemble: EnsembleParams = field(default_factory=EnsembleParams)
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:

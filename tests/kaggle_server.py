@@ -14,6 +14,12 @@ Per test, `server.fail("DownloadDataFiles", 403)` makes that route (named by the
 segment) answer an error instead; `server.competitions[slug] = zip_bytes` serves a competition;
 `server.requests` records every (method, path) seen.
 
+Submissions (`competition_submit`, `competition_submissions`): StartSubmissionUpload -> PUT
+/upload/<token> (route name "Upload") -> CreateSubmission, and ListSubmissions.
+`server.submissions[slug]` holds them, `server.received[ref]` the bytes uploaded for each,
+`server.score(ref, "0.81")` marks one scored, `server.submit_message = "..."` makes
+CreateSubmission answer that message without a ref (the client's way of reporting some failures).
+
 Fixtures (imported into conftest.py): `kaggle_creds` isolates HOME / KAGGLE_* and writes a
 fake kaggle.json; `kaggle_server` additionally runs the server. Tests using them are marked
 `@pytest.mark.xdist_group("kaggle")` because the port is fixed (kagglesdk's TEST endpoint). As
@@ -34,6 +40,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -93,15 +100,15 @@ Handler = Callable[["FakeKaggle", Request], Reply]
 ROUTES: list[tuple[str, re.Pattern, str, bool, Handler]] = []  # method, path regex, name, needs auth, handler
 
 
-def route(method: str, pattern: str, *, auth: bool = True) -> Callable[[Handler], Handler]:
+def route(method: str, pattern: str, *, auth: bool = True, name: str | None = None) -> Callable[[Handler], Handler]:
     """Register a handler; `pattern` is a full-path regex, named groups land in `req.match`.
 
-    The route's name (for `server.fail`) is the pattern's last path segment, e.g. DownloadDataFiles.
+    The route's name (for `server.fail`) is `name`, or else the pattern's last path segment,
+    e.g. DownloadDataFiles.
     """
 
     def add(fn: Handler) -> Handler:
-        name = pattern.rstrip("/").rsplit("/", 1)[-1]
-        ROUTES.append((method, re.compile(pattern + r"\Z"), name, auth, fn))
+        ROUTES.append((method, re.compile(pattern + r"\Z"), name or pattern.rstrip("/").rsplit("/", 1)[-1], auth, fn))
         return fn
 
     return add
@@ -117,6 +124,11 @@ class FakeKaggle:
         self.competitions: dict[str, bytes] = {}
         self.failures: dict[str, Reply] = {}
         self.requests: list[tuple[str, str]] = []
+        # submissions: per competition, newest last, as ListSubmissions sends them (camelCase)
+        self.submissions: dict[str, list[dict]] = {}
+        self.received: dict[int, bytes] = {}  # submission ref -> the file bytes uploaded for it
+        self.uploads: dict[str, dict] = {}  # upload token -> {competition, fileName, contentLength, data}
+        self.submit_message: str | None = None  # set: CreateSubmission answers this, with no ref
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- per-test configuration
@@ -126,6 +138,28 @@ class FakeKaggle:
     def fail(self, name: str, status: int, message: str | None = None) -> None:
         """Make the route named `name` (e.g. "DownloadDataFiles") answer `status` from now on."""
         self.failures[name] = Reply.error(status, message)
+
+    def add_submission(self, slug: str, file_name: str, description: str = "", **fields) -> dict:
+        """A submission on the server (as if made now, e.g. on the website); returns its record."""
+        subs = self.submissions.setdefault(slug, [])
+        sub = {
+            "ref": 1000 + sum(map(len, self.submissions.values())),
+            "date": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z",
+            "description": description,
+            "fileName": file_name,
+            "status": "PENDING",
+            "submittedBy": self.username,
+            **fields,
+        }
+        subs.append(sub)
+        return sub
+
+    def score(self, ref: int, public: str | None, private: str | None = None, *, error: str | None = None) -> None:
+        """Kaggle finished scoring submission `ref`: COMPLETE with these scores, or ERROR with `error`."""
+        sub = next(s for subs in self.submissions.values() for s in subs if s["ref"] == ref)
+        sub.update(status="ERROR" if error else "COMPLETE", publicScore=public, privateScore=private)
+        if error:
+            sub["errorDescription"] = error
 
     # -- plumbing
     def authorized(self, req: Request) -> bool:
@@ -221,6 +255,67 @@ def storage_archive(server: FakeKaggle, req: Request) -> Reply:
     if data is None:
         return Reply.error(404)
     return Reply(200, data, {"Content-Type": "application/zip", "Last-Modified": formatdate(usegmt=True)})
+
+
+# Submitting: StartSubmissionUpload gives a (signed, on real Kaggle) upload URL, the client PUTs the
+# file there without auth, then CreateSubmission turns the upload token into a submission.
+
+
+@route("POST", r"/api/v1/competitions\.CompetitionApiService/StartSubmissionUpload")
+def start_submission_upload(server: FakeKaggle, req: Request) -> Reply:
+    body = req.json()
+    slug = body.get("competitionName", "")
+    if slug not in server.competitions:
+        return Reply.error(404)
+    token = f"blob-{len(server.uploads) + 1}"
+    server.uploads[token] = {
+        "competition": slug,
+        "fileName": body.get("fileName"),
+        "contentLength": int(body.get("contentLength") or 0),
+        "data": None,
+    }
+    return Reply.json({"token": token, "createUrl": f"{server.base_url}/upload/{token}"})
+
+
+@route("PUT", r"/upload/(?P<token>[^/]+)", auth=False, name="Upload")
+def upload(server: FakeKaggle, req: Request) -> Reply:
+    upload = server.uploads.get(req.match["token"])
+    if upload is None:
+        return Reply.error(404)
+    if len(req.body) != upload["contentLength"]:
+        return Reply.error(400, f"got {len(req.body)} bytes, announced {upload['contentLength']}")
+    upload["data"] = req.body
+    return Reply.json({})
+
+
+@route("POST", r"/api/v1/competitions\.CompetitionApiService/CreateSubmission")
+def create_submission(server: FakeKaggle, req: Request) -> Reply:
+    body = req.json()
+    slug = body.get("competitionName", "")
+    upload = server.uploads.get(body.get("blobFileTokens", ""))
+    if slug not in server.competitions:
+        return Reply.error(404)
+    if upload is None or upload["data"] is None or upload["competition"] != slug:
+        return Reply.error(400, "Invalid blob file token")
+    if server.submit_message is not None:
+        return Reply.json({"message": server.submit_message})
+    sub = server.add_submission(
+        slug, upload["fileName"], body.get("submissionDescription", ""), totalBytes=len(upload["data"])
+    )
+    server.received[sub["ref"]] = upload["data"]
+    return Reply.json({"message": f"Successfully submitted to {slug}", "ref": sub["ref"]})
+
+
+@route("POST", r"/api/v1/competitions\.CompetitionApiService/ListSubmissions")
+def list_submissions(server: FakeKaggle, req: Request) -> Reply:
+    body = req.json()
+    slug = body.get("competitionName", "")
+    if slug not in server.competitions:
+        return Reply.error(404)
+    newest_first = server.submissions.get(slug, [])[::-1]
+    size = int(body.get("pageSize") or 20)
+    start = (int(body.get("page") or 1) - 1) * size
+    return Reply.json({"submissions": newest_first[start : start + size], "nextPageToken": ""})
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -6,7 +6,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from kit.cli import data, features, models, registry, train
+from kit.cli import data, ensemble, features, models, registry, submission, train
 from kit.errors import KitError
 
 
@@ -36,6 +36,11 @@ app.command("features")(features.features)
 app.command("models")(models.models)
 app.command("train")(train.train)
 app.add_typer(registry.app, name="registry")
+app.command("ensemble")(ensemble.ensemble)
+app.add_typer(submission.app, name="submission")
+app.command("score")(submission.score)
+app.command("submit")(submission.submit)
+app.command("submissions")(submission.submissions)
 
 
 def main() -> None:

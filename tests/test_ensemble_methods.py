@@ -1,0 +1,218 @@
+"""kit.ensemble.combine on synthetic probabilities where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kit.ensemble import METHODS, EnsembleResult, combine
+from kit.errors import KitError
+from kit.training.metrics import scores
+
+K = 4
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _calibrated(y: np.ndarray, rng: np.random.Generator, alpha: float = 1.2) -> np.ndarray:
+    """The exact posterior of a noisy one-hot observation: an informative, calibrated member."""
+    x = alpha * np.eye(K)[y] + rng.normal(size=(len(y), K))
+    return _softmax(alpha * x)
+
+
+def _noise(n: int, rng: np.random.Generator, k: int = K) -> np.ndarray:
+    return rng.dirichlet(np.ones(k), n)
+
+
+def _split_members(y: np.ndarray, rng: np.random.Generator, eps: float = 0.02) -> list[np.ndarray]:
+    """A sees only the low bit of the class (0/1 put all mass on classes 0/1), B only the pair ({0,1} vs {2,3}).
+
+    Each alone is right about half the time, their mean too; the class is the sum of their log-probabilities
+    after a per-class remap that a multinomial logistic regression on log-probabilities can learn.
+    """
+    n = len(y)
+    p_low = 1 / (1 + np.exp(-(3 * (2 * (y % 2) - 1) + 1.5 * rng.normal(size=n))))
+    p_pair = 1 / (1 + np.exp(-(3 * (2 * (y // 2) - 1) + 1.5 * rng.normal(size=n))))
+    a = np.stack([(1 - p_low) * (1 - eps), p_low * (1 - eps), np.full(n, eps / 2), np.full(n, eps / 2)], 1)
+    b = np.stack([(1 - p_pair) / 2, (1 - p_pair) / 2, p_pair / 2, p_pair / 2], 1)
+    return [a, b]
+
+
+@pytest.fixture
+def good_and_useless():
+    """Two calibrated informative members, then a uniform and a random-noise member (val, y, test)."""
+    rng = np.random.default_rng(0)
+    y, y_test = rng.integers(0, K, 400), rng.integers(0, K, 40)
+    val = [_calibrated(y, rng), _calibrated(y, rng), np.full((400, K), 1 / K), _noise(400, rng)]
+    test = [_calibrated(y_test, rng), _calibrated(y_test, rng), np.full((40, K), 1 / K), _noise(40, rng)]
+    return val, y, test
+
+
+@pytest.fixture
+def pure_noise():
+    """Five members that know nothing about the labels (val, y, test)."""
+    rng = np.random.default_rng(1)
+    return [_noise(150, rng, 3) for _ in range(5)], rng.integers(0, 3, 150), [_noise(20, rng, 3) for _ in range(5)]
+
+
+def _check_shapes(r: EnsembleResult, m: int, n_val: int, n_test: int) -> None:
+    assert r.val_probs.shape == (n_val, K) and r.test_probs.shape == (n_test, K)
+    assert np.allclose(r.test_probs.sum(1), 1) and np.allclose(r.val_probs.sum(1), 1)
+    assert len(r.members_scores) == m and set(r.estimate) == {"accuracy", "macro_f1", "log_loss"}
+    if r.weights is not None:
+        assert r.weights.shape == (m,) and (r.weights >= 0).all() and r.weights.sum() == pytest.approx(1)
+
+
+@pytest.mark.parametrize("geometric", [False, True])
+def test_mean_of_identical_members_is_the_member(good_and_useless, geometric):
+    val, y, test = good_and_useless
+    r = combine("mean", [val[0]] * 3, y, [test[0]] * 3, geometric=geometric)
+    assert np.allclose(r.val_probs, val[0]) and np.allclose(r.test_probs, test[0])
+    assert r.estimate == r.in_sample == scores(val[0], y)
+    assert np.allclose(r.weights, 1 / 3)
+
+
+def test_geometric_mean_is_normalised(good_and_useless):
+    val, y, test = good_and_useless
+    r = combine("mean", val, y, test, geometric=True)
+    _check_shapes(r, 4, 400, 40)
+    expected = np.exp(np.mean(np.log(val), 0))
+    assert np.allclose(r.val_probs, expected / expected.sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize("geometric", [False, True])
+def test_weighted_ignores_useless_members(good_and_useless, geometric):
+    val, y, test = good_and_useless
+    r = combine("weighted", val, y, test, geometric=geometric)
+    _check_shapes(r, 4, 400, 40)
+    assert r.weights[2] < 0.05 and r.weights[3] < 0.05
+    assert r.weights[0] > 0.3 and r.weights[1] > 0.3
+    assert r.estimate["log_loss"] < min(s["log_loss"] for s in r.members_scores)
+
+
+def test_hillclimb_never_selects_useless_members(good_and_useless):
+    val, y, test = good_and_useless
+    r = combine("hillclimb", val, y, test, n_init=2)
+    _check_shapes(r, 4, 400, 40)
+    assert r.weights[2] == 0 and r.weights[3] == 0
+    assert r.details["selection_counts"][2:] == [0, 0]
+    assert r.estimate["log_loss"] < min(s["log_loss"] for s in r.members_scores)
+
+
+def test_hillclimb_bagging_averages_bag_weights(good_and_useless):
+    """Bags hold 3 of 5 members, so each holds a good one and never needs a useless one."""
+    val, y, test = good_and_useless
+    rng = np.random.default_rng(4)
+    val, test = [*val, _calibrated(y, rng)], [*test, test[0]]
+    r = combine("hillclimb", val, y, test, bagging=8)
+    _check_shapes(r, 5, 400, 40)
+    assert r.weights[2] == 0 and r.weights[3] == 0 and (r.weights[[0, 1, 4]] > 0).all()
+    assert sum(r.details["selection_counts"]) >= 8
+
+
+def test_hillclimb_copy_of_a_better_member_does_not_hurt(good_and_useless):
+    val, y, test = good_and_useless
+    best = int(np.argmin([scores(p, y)["log_loss"] for p in val]))
+    plain = combine("hillclimb", val, y, test)
+    copied = combine("hillclimb", [*val, val[best]], y, [*test, test[best]])
+    assert copied.estimate["log_loss"] <= plain.estimate["log_loss"] + 1e-9
+    assert copied.in_sample["log_loss"] <= plain.in_sample["log_loss"] + 1e-9
+    assert np.allclose(copied.test_probs, plain.test_probs)
+
+
+def test_stack_recovers_a_combination_no_member_holds():
+    rng = np.random.default_rng(2)
+    y, y_test = rng.integers(0, K, 300), rng.integers(0, K, 60)
+    val, test = _split_members(y, rng), _split_members(y_test, rng)
+    r = combine("stack", val, y, test)
+    _check_shapes(r, 2, 300, 60)
+    mean = combine("mean", val, y, test)
+    best_member = max(s["accuracy"] for s in r.members_scores)
+    assert best_member < 0.6 and mean.estimate["accuracy"] < 0.6
+    assert r.estimate["accuracy"] > 0.85
+    assert scores(r.test_probs, y_test)["accuracy"] > 0.85
+    assert r.weights is None and r.details["C"] > 0
+
+
+def test_stack_on_pure_noise_reports_chance_not_its_in_sample_fit(pure_noise):
+    val, y, test = pure_noise
+    r = combine("stack", val, y, test)
+    majority = np.bincount(y).max() / len(y)
+    assert r.estimate["accuracy"] < majority + 0.1
+    assert r.estimate["accuracy"] < r.in_sample["accuracy"]
+    assert r.estimate["log_loss"] > r.in_sample["log_loss"]
+
+
+def test_stack_with_rare_and_missing_classes():
+    """Class 3 never occurs in validation and class 2 is too rare for an inner CV inside the outer folds."""
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1, 2], [10, 10, 2])
+    r = combine("stack", [_noise(22, rng), _noise(22, rng)], y, [_noise(6, rng), _noise(6, rng)], cv_folds=2)
+    _check_shapes(r, 2, 22, 6)
+    assert (r.test_probs[:, 3] == 0).all()
+
+
+@pytest.mark.parametrize("method", ["weighted", "hillclimb", "stack"])
+def test_fitted_methods_report_out_of_fold_estimates(pure_noise, method):
+    val, y, test = pure_noise
+    r = combine(method, val, y, [t for t in test], cv_folds=3)
+    assert r.estimate == scores(r.val_probs, y)
+    assert r.estimate != r.in_sample
+    assert r.estimate["accuracy"] <= r.in_sample["accuracy"] + 0.02
+    assert r.estimate["log_loss"] > r.in_sample["log_loss"]
+    assert r.details["cv_folds"] == 3
+    if r.weights is not None:  # the estimate is not the final weights scored on the rows they were fitted on
+        final = np.tensordot(r.weights, np.stack(val), 1)
+        assert not np.allclose(r.val_probs, final)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_deterministic_given_seed(pure_noise, method):
+    val, y, test = pure_noise
+    a, b = (combine(method, val, y, test, bagging=4, seed=3) for _ in range(2))
+    assert np.array_equal(a.test_probs, b.test_probs) and np.array_equal(a.val_probs, b.val_probs)
+
+
+def _bad_inputs():
+    rng = np.random.default_rng(3)
+    y = np.tile(np.arange(3), 10)
+    p = _noise(30, rng, 3)
+    t = _noise(5, rng, 3)
+    nan = p.copy()
+    nan[4, 1] = np.nan
+    return [
+        ("mean", [], y, [], "no ensemble members"),
+        ("mean", [p, p], y, [t], "give one of each per member"),
+        ("mean", [p, p[:20]], y, [t, t], "member 1: validation probabilities are (20, 3)"),
+        ("mean", [p, p], y, [t, _noise(5, rng, 4)], "member 1: test probabilities are (5, 4)"),
+        ("mean", [p], y, [_noise(5, rng, 4)], "class count mismatch"),
+        ("mean", [p], np.full(30, 3), [t], "labels out of range: found 3"),
+        ("mean", [p], np.full(30, -1), [t], "labels out of range: found -1"),
+        ("mean", [p], y.astype(float), [t], "integer class indices"),
+        ("mean", [p], y[:10], [t], "one label per validation row"),
+        ("mean", [nan], y, [t], "NaN"),
+        ("mean", [p * 2], y, [t], "row 0 sums to 2"),
+        ("mean", [p], y, [np.log(t)], "negative values"),
+        ("blend", [p], y, [t], "choose one of mean, weighted, hillclimb, stack"),
+        ("stack", [p], np.repeat([0, 1, 2], [13, 13, 4]), [t], "class 2 has 4 validation rows, fewer than cv_folds=5"),
+        ("weighted", [p], np.zeros(30, int), [t], "only class 0"),
+    ]
+
+
+@pytest.mark.parametrize(("method", "val", "y", "test", "message"), _bad_inputs())
+def test_bad_inputs_raise_kit_error(method, val, y, test, message):
+    with pytest.raises(KitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        combine(method, val, y, test)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [({"cv_folds": 1}, "cv_folds=1"), ({"n_init": 0}, "n_init=0"), ({"bagging": -1}, "bagging=-1")],
+)
+def test_bad_options_raise_kit_error(good_and_useless, option, message):
+    val, y, test = good_and_useless
+    with pytest.raises(KitError, match=message):
+        combine("hillclimb", val, y, test, **option)
