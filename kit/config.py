@@ -98,12 +98,12 @@ class AugmentParams:
     """On the feature tensors, per batch."""
 
     freq_masks: int = 2  # SpecAugment frequency masks per example
-    freq_width: int = 12  # max bins per frequency mask (at most a quarter of the bins)
+    freq_width: int = 16  # max bins per frequency mask (at most a quarter of the bins)
     time_masks: int = 2  # SpecAugment time masks per example
-    time_width: int = 16  # max frames per time mask (at most a quarter of the frames)
+    time_width: int = 20  # max frames per time mask (at most a quarter of the frames)
     time_reverse: float = 0.0  # probability of reversing an example in time
-    time_shift: float = 0.0  # max circular shift, as a fraction of the frames
-    mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixup; 0 = off
+    time_shift: float = 1.0  # max circular shift, as a fraction of the frames
+    mixup_alpha: float = 0.3  # Beta(alpha, alpha) mixup; 0 = off
     mixup_epochs: float = 0.5  # fraction of the epochs (from the start) with mixup on
 
 
@@ -115,8 +115,8 @@ class TrainParams:
     seed: int = 0
     epochs: int = 20
     batch_size: int = 32
-    lr: float = 0.001  # peak learning rate
-    weight_decay: float = 0.0001
+    lr: float = 0.002  # peak learning rate
+    weight_decay: float = 0.01
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.9  # sgd only
     scheduler: Literal["onecycle", "cosine_restarts", "plateau", "multistep", "none"] = "onecycle"
@@ -124,12 +124,12 @@ class TrainParams:
     milestones: list[int] = field(default_factory=lambda: [10, 15])  # multistep: epochs where lr *= gamma
     gamma: float = 0.1  # multistep / plateau decay factor
     patience: int = 3  # plateau: epochs without improvement before decaying
-    label_smoothing: float = 0.0
-    drop_rate: float = 0.2  # dropout before the classifier head
+    label_smoothing: float = 0.1
+    drop_rate: float = 0.3  # dropout before the classifier head
     stem: Literal["default", "seed"] = "default"  # seed: 3x3 stride-1 first conv, no max-pool
     pretrained: bool | str = False  # timm hub weights, or a local weights file
     normalize: Literal["band", "global", "none"] = "band"  # input standardisation from the train fold
-    balance: Literal["none", "weights", "sampler"] = "weights"  # class-weighted loss or balanced sampling
+    balance: Literal["none", "weights", "sampler"] = "none"  # class-weighted loss or balanced sampling
     metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # picks the best epoch
     early_stop: int = 0  # stop after this many epochs without improvement; 0 = off
     eval_batch_size: int = 256

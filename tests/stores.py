@@ -9,9 +9,18 @@ import numpy as np
 
 
 def tiny_store(
-    path: Path, n: int = 60, n_test: int = 12, classes: int = 3, shape=(32, 40), seed: int = 0, groups: bool = False
+    path: Path,
+    n: int = 60,
+    n_test: int = 12,
+    classes: int = 3,
+    shape=(32, 40),
+    seed: int = 0,
+    groups: bool = False,
+    time_first: bool = False,
 ) -> Path:
-    """Class k lights up frequency band k (plus noise): a model can learn it in a few epochs."""
+    """Class k lights up frequency band k (plus noise): a model can learn it in a few epochs.
+
+    time_first stores (time, freq) examples, as the fbank front-end does."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     labels = np.arange(n) % classes
@@ -24,15 +33,18 @@ def tiny_store(
             x[i, 0, k * band : (k + 1) * band] += 2.0
         return x.astype(np.float16)
 
-    np.save(path / "train.npy", make(labels))
-    np.save(path / "test.npy", make(rng.integers(0, classes, n_test)))
+    def stored(x):
+        return np.ascontiguousarray(x.transpose(0, 1, 3, 2)) if time_first else x
+
+    np.save(path / "train.npy", stored(make(labels)))
+    np.save(path / "test.npy", stored(make(rng.integers(0, classes, n_test))))
     meta = {
         "feature_hash": f"tiny{seed:04d}abcdef12",
         "frontend": {"name": "tiny"},
         "classes": [str(k) for k in range(classes)],
         "num_classes": classes,
-        "shape": [1, *shape],
-        "axes": ["channel", "freq", "time"],
+        "shape": [1, *(shape[::-1] if time_first else shape)],
+        "axes": ["channel", "time", "freq"] if time_first else ["channel", "freq", "time"],
         "splits": {
             "train": {
                 "file": "train.npy",

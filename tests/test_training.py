@@ -19,7 +19,7 @@ from kit.cli.app import app
 from kit.config import TrainParams
 
 runner = CliRunner()
-FAST = ["--epochs", "4", "--batch-size", "16", "--lr", "0.01"]
+FAST = ["--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--mixup-alpha", "0"]
 
 
 @pytest.fixture
@@ -67,6 +67,16 @@ def test_training_leaves_a_complete_run_that_the_registry_ranks(project):
     assert best.output.strip() == run_dir.name
     again = runner.invoke(app, ["train", "cnn4", *FAST])
     assert again.exit_code == 0 and "already exists with these params: nothing to do" in again.output
+
+
+def test_time_first_stores_are_augmented_along_time(tmp_path, monkeypatch):
+    """fbank stores are (time, freq): time shifts and masks must move along time, not frequency."""
+    monkeypatch.chdir(tmp_path)
+    tiny_store(tmp_path / "data" / "features", time_first=True)
+    result = runner.invoke(app, ["train", "cnn4", *FAST])  # default time_shift rolls a whole clip length
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "artifacts" / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["metrics"]["accuracy"] > 0.6
 
 
 def test_kfold_gives_out_of_fold_probabilities_for_every_clip(project):

@@ -80,38 +80,59 @@ class SpectralFrontend:
         self._window = torch.from_numpy(window.astype(np.float32))
         self._bands = _bands(filters.astype(np.float32))
         self._n_mels = n_mels
+        self._buf: dict = {}
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         s = self.spec
+        b, n = batch.shape
+        buf = self._buffers(b)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            start = s.n_fft // 2 if s.center else 0
+            signal = buf["padded"][:, start : start + n]
             if s.preemph:
-                x = torch.cat([x[:, :1], x[:, 1:] - s.preemph * x[:, :-1]], dim=1)
-            if s.center:
-                x = torch.nn.functional.pad(x, (s.n_fft // 2, s.n_fft // 2))
-            need = (self.n_frames - 1) * s.hop + s.win_length
-            if x.shape[1] < need:
-                x = torch.nn.functional.pad(x, (0, need - x.shape[1]))
-            frames = x.unfold(1, s.win_length, s.hop)[:, : self.n_frames] * self._window
-            spec = torch.view_as_real(torch.fft.rfft(frames, n=s.n_fft))  # (B, T, bins, re/im)
-            power = spec.square_().reshape(-1, spec.shape[2] * 2)  # (B*T, 2*bins)
-            mel = torch.empty(power.shape[0], self._n_mels)
+                signal[:, :1] = x[:, :1]
+                torch.sub(x[:, 1:], x[:, :-1], alpha=s.preemph, out=signal[:, 1:])
+            else:
+                signal.copy_(x)
+            frames = buf["padded"].unfold(1, s.win_length, s.hop)[:, : self.n_frames]
+            torch.mul(frames, self._window, out=buf["frames"])
+            torch.fft.rfft(buf["frames"], n=s.n_fft, out=buf["spec"])  # (B, T, bins) complex
+            power = torch.view_as_real(buf["spec"]).square_().view(b * self.n_frames, -1)  # re², im² interleaved
+            mel = buf["mel"]
             for cols, lo, hi, weights in self._bands:
                 torch.mm(power[:, lo:hi], weights, out=mel[:, cols])
-            mel = mel.view(x.shape[0], self.n_frames, self._n_mels)
+            mel = mel.view(b, self.n_frames, self._n_mels)
             if s.power_scale != 1.0:
                 mel *= s.power_scale
             if s.log == "db":
-                out = 10.0 * torch.log10(mel.clamp_min(1e-10))
+                out = mel.clamp_min_(1e-10).log10_().mul_(10.0)
                 if s.top_db is not None:
                     out = torch.maximum(out, out.amax(dim=(1, 2), keepdim=True) - s.top_db)
             else:
-                out = torch.log(torch.where(mel == 0, torch.finfo(torch.float64).eps, mel))
+                out = torch.where(mel == 0, torch.finfo(torch.float64).eps, mel).log_()
             if not s.time_first:
                 out = out.transpose(1, 2)
             return out.contiguous().numpy()
+
+    def _buffers(self, b: int) -> dict:
+        """Work tensors for a batch of b, kept between calls: fresh multi-MB allocations each
+        batch cost page faults that doubled the run time."""
+        import torch
+
+        if self._buf.get("b") != b:
+            s = self.spec
+            need = max((self.n_frames - 1) * s.hop + s.win_length, s.n_samples + (s.n_fft if s.center else 0))
+            self._buf = {
+                "b": b,
+                "padded": torch.zeros(b, need),
+                "frames": torch.empty(b, self.n_frames, s.win_length),
+                "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64),
+                "mel": torch.empty(b * self.n_frames, self._n_mels),
+            }
+        return self._buf
 
 
 def _bands(filters: np.ndarray):

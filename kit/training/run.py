@@ -76,7 +76,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         x = torch.from_numpy(np.array(store.array("train"))).to(device)
         y = torch.from_numpy(labels).to(device)
         x_test = torch.from_numpy(np.array(store.array("test"))).to(device) if "test" in store.splits else None
-        axes = store.meta["axes"]
+        axes = store.meta["axes"]  # of one example: ("channel", "freq", "time"); tensors add the batch dim
         results: dict[int, FoldResult] = {}
         resumed = _resume_points(work, split)
         if cb.start:
@@ -88,7 +88,14 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
             )
         for k, (train_idx, val_idx) in enumerate(split.folds):
             fold = Fold(
-                x, y, train_idx, val_idx, x_test, axes.index("time"), axes.index("freq"), store.meta["num_classes"]
+                x,
+                y,
+                train_idx,
+                val_idx,
+                x_test,
+                1 + axes.index("time"),
+                1 + axes.index("freq"),
+                store.meta["num_classes"],
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
