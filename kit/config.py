@@ -238,10 +238,15 @@ def _coerce(tp: Any, value: Any, file: str, key: str) -> Any:
 
 
 def override(obj: Any, **values: Any) -> Any:
-    """Replace fields of a params dataclass with CLI option values (None keeps the param)."""
+    """Replace fields of a params dataclass with CLI option values (None keeps the param; paths become str)."""
     hints = typing.get_type_hints(type(obj))
     checked = {
-        name: _coerce(hints[name], value, "command line", "--" + name.replace("_", "-"))
+        name: _coerce(
+            hints[name],
+            str(value) if isinstance(value, os.PathLike) else value,
+            "command line",
+            "--" + name.replace("_", "-"),
+        )
         for name, value in values.items()
         if value is not None
     }

@@ -41,9 +41,9 @@ def ensemble(
         bagging=bagging,
         n_init=n_init,
         name=name,
-        out=None if out is None else str(out),
+        out=out,
     )
-    train = override(params.train, runs=None if runs_dir is None else str(runs_dir))
+    train = override(params.train, runs=runs_dir)
     built = build(p, train, run_ids=[r.strip() for r in runs.split(",") if r.strip()] if runs else None)
     render(built)
 

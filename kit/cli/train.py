@@ -67,8 +67,8 @@ def train(
         balance=balance,
         early_stop=early_stop,
         device=device,
-        features=None if features is None else str(features),
-        runs=None if runs is None else str(runs),
+        features=features,
+        runs=runs,
     )
     kind = "kfold" if folds is not None else "holdout" if holdout is not None else None
     split = override(p.split, kind=kind, folds=folds, fraction=holdout, grouped=grouped)
