@@ -188,3 +188,23 @@ def test_bad_options_are_one_line_errors(project):
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4"
+
+
+@pytest.mark.parametrize("split_args", [[], ["--folds", "3"]])
+def test_predict_with_tta_registers_a_comparable_run(project, split_args):
+    assert runner.invoke(app, ["train", "cnn4", *FAST, *split_args]).exit_code == 0
+    (source,) = (project / "artifacts" / "runs").iterdir()
+    same = runner.invoke(app, ["predict", source.name, "--tta", "1"])
+    assert same.exit_code == 0, same.output
+    again = project / "artifacts" / "runs" / f"{source.name}-tta1"
+    # one unshifted copy with the stored weights reproduces the run's own predictions
+    assert np.allclose(np.load(again / "val_probs.npy"), np.load(source / "val_probs.npy"), atol=1e-5)
+    assert np.allclose(np.load(again / "test_probs.npy"), np.load(source / "test_probs.npy"), atol=1e-5)
+    shifted = runner.invoke(app, ["predict", source.name, "--tta", "4"])
+    assert shifted.exit_code == 0 and "with TTA" in shifted.output
+    meta = json.loads((project / "artifacts" / "runs" / f"{source.name}-tta4" / "run.json").read_text())
+    original = json.loads((source / "run.json").read_text())
+    assert meta["tta"] == {"source": source.name, "time_shifts": 4}
+    assert meta["split_id"] == original["split_id"] and meta["feature_hash"] == original["feature_hash"]
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert f"{source.name}-tta4" in listing.output

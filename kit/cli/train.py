@@ -119,3 +119,24 @@ def render_run(run) -> None:
     for c, row in zip(m["classes"], m["confusion"]):
         cm.add_row(str(c), *map(str, row))
     console.print(cm)
+
+
+def predict(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    tta: Annotated[int, typer.Option(help="Average over this many circular time shifts of each clip.")] = 4,
+    features: Annotated[Optional[Path], typer.Option(help="Feature store (params: train.features).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
+) -> None:
+    """Re-predict with a run's weights and test-time augmentation; registers <run>-tta<N>."""
+    from kit.features.store import FeatureStore
+    from kit.registry import runs as registry
+    from kit.training.predict import tta_run
+    from kit.training.run import resolve_device
+
+    p = override(load_params().train, features=features, device=device)
+    run = registry.find(Path(p.runs), run_id)
+    with console.status(f"predicting {run.id} with {tta} time shifts…"):
+        path = tta_run(run, FeatureStore.open(p.features), tta, resolve_device(p.device))
+    new = registry.read_run(path)
+    console.print(f"validation accuracy {run.meta['metrics']['accuracy']:.4f} → {new.metrics['accuracy']:.4f} with TTA")
+    render_run(new)

@@ -69,7 +69,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     if min(len(t) for t, _ in split.folds) < 2:
         raise KitError(f"{p.features}: too few train clips for a {split.id} split")
 
-    device = _device(p.device)
+    device = resolve_device(p.device)
     work = runs_dir.parent / "work" / key
     started = time.perf_counter()
     with _lock(work):
@@ -263,7 +263,7 @@ def _lock(work: Path) -> Iterator[None]:
         fh.close()
 
 
-def _device(name: str):
+def resolve_device(name: str):
     import torch
 
     if name == "auto":

@@ -1,0 +1,109 @@
+"""Re-predict with a run's weights, optionally with test-time augmentation (circular time shifts).
+
+`kit predict RUN --tta N` averages the softmax over N copies of every clip rolled by 0, 1/N, ...
+(N-1)/N of its length and registers the result as a new run `<run>-tta<N>` (same split and
+feature hash, so ensembles can combine it), its metrics recomputed on the validation rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from kit.errors import KitError
+from kit.features.store import FeatureStore
+from kit.models import create_model
+from kit.registry import runs as registry
+from kit.training.loop import Standardised, predict
+from kit.training.metrics import confusion, scores
+
+
+def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.device) -> Path:
+    """Register `<run>-tta<shifts>` with time-shift-averaged validation and test probabilities."""
+    if shifts < 1:
+        raise KitError(f"--tta must be ≥ 1, got {shifts}")
+    meta = run.meta
+    if store.feature_hash != meta["feature_hash"]:
+        raise KitError(
+            f"feature store {store.path} has hash {store.feature_hash}, run {run.id} used {meta['feature_hash']}"
+        )
+    weights = sorted(run.path.glob("fold*.safetensors")) or [run.path / "model.safetensors"]
+    time_dim = 1 + store.meta["axes"].index("time")
+    x = torch.from_numpy(np.array(store.array("train"))).to(device)
+    x_test = torch.from_numpy(np.array(store.array("test"))).to(device)
+    val_index = np.load(run.path / "val_index.npy")
+    folds = _fold_rows(run, store, len(weights))
+    val_probs = np.zeros((len(val_index), meta["num_classes"]), np.float32)
+    test_probs = np.zeros((len(x_test), meta["num_classes"]), np.float32)
+    for path, (rows, slots) in zip(weights, folds):
+        model = _load(path, meta, x.shape[1], device)
+        val_probs[slots] = _tta(model, x, rows, shifts, time_dim, device, meta)
+        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, time_dim, device, meta) / len(weights)
+    y = store.labels("train")[val_index]
+    new = {
+        **meta,
+        "id": f"{run.id}-tta{shifts}",
+        "tta": {"source": run.id, "time_shifts": shifts},
+        "metrics": scores(val_probs, y),
+        "confusion": confusion(y, val_probs.argmax(1), meta["num_classes"]).tolist(),
+    }
+
+    def fill(tmp: Path) -> None:
+        for p in weights:
+            shutil.copy2(p, tmp / p.name)
+        np.save(tmp / "val_probs.npy", val_probs)
+        np.save(tmp / "val_index.npy", val_index)
+        np.save(tmp / "test_probs.npy", test_probs)
+        (tmp / registry.RUN_JSON).write_text(json.dumps(new, indent=1))
+
+    return registry.write(run.path.parent, new["id"], fill)
+
+
+def _fold_rows(run: registry.Run, store: FeatureStore, n_models: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows to predict, rows of val_probs they fill) for each weights file.
+
+    K-fold: each fold's model predicts its own validation fold, rebuilt from the split params."""
+    if n_models == 1:
+        idx = np.load(run.path / "val_index.npy")
+        return [(idx, np.arange(len(idx)))]
+    from kit.config import SplitParams
+    from kit.training.splits import make_split
+
+    split_params = SplitParams(**run.meta["split"])
+    groups = store.meta["splits"]["train"].get("groups") if split_params.grouped else None
+    split = make_split(store.labels("train"), split_params, groups)
+    if split.id != run.meta["split_id"]:
+        raise KitError(
+            f"run {run.id}: its K-fold split cannot be rebuilt (got {split.id}, expected {run.meta['split_id']})"
+        )
+    return [(v, v) for _, v in split.folds]
+
+
+def _load(path: Path, meta: dict, in_chans: int, device: torch.device):
+    params = meta["params"]
+    net = create_model(
+        meta["arch"],
+        num_classes=meta["num_classes"],
+        in_chans=in_chans,
+        drop_rate=params["drop_rate"],
+        stem=params["stem"],
+    )
+    state = load_file(path)
+    model = Standardised(net, state["mean"], state["std"])
+    model.load_state_dict(state)
+    return model.to(device)
+
+
+def _tta(model, x, idx: np.ndarray, shifts: int, time_dim: int, device, meta: dict) -> np.ndarray:
+    size = x.shape[time_dim]
+    batch = meta["params"].get("eval_batch_size", 256)
+    out = np.zeros((len(idx), meta["num_classes"]), np.float32)
+    for k in range(shifts):
+        rolled = torch.roll(x, shifts=round(k * size / shifts), dims=time_dim)
+        out += predict(model, rolled, idx, device, batch) / shifts
+    return out
