@@ -131,6 +131,7 @@ class TrainParams:
     normalize: Literal["band", "global", "none"] = "band"  # input standardisation from the train fold
     balance: Literal["none", "weights", "sampler"] = "none"  # class-weighted loss or balanced sampling
     metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # picks the best epoch
+    keep: Literal["best", "last"] = "best"  # weights the run keeps: the best validation epoch, or the last
     early_stop: int = 0  # stop after this many epochs without improvement; 0 = off
     eval_batch_size: int = 256
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N

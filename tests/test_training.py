@@ -182,9 +182,19 @@ def test_schedulers_and_options_run(project):
     assert len(list((project / "artifacts" / "runs").iterdir())) == 3
 
 
+def test_keep_last_keeps_the_final_epoch(project):
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--keep", "last"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (project / "artifacts" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["best_epoch"] == [3] and meta["params"]["keep"] == "last"
+
+
 def test_bad_options_are_one_line_errors(project):
     bad = runner.invoke(app, ["train", "cnn4", "--scheduler", "warp"])
     assert bad.exit_code == 1 and "--scheduler: expected one of onecycle" in bad.output
+    zero = runner.invoke(app, ["train", "cnn4", "--epochs", "0"])
+    assert zero.exit_code == 1 and "train.epochs and train.batch_size must be ≥ 1" in zero.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4"

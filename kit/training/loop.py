@@ -196,20 +196,18 @@ def fit_fold(
         if on_epoch:
             on_epoch(record)
 
-    model.load_state_dict(best["weights"])
+    if p.keep == "best":
+        model.load_state_dict(best["weights"])
+        kept = best["epoch"]
+    else:  # the last epoch run (its score is in the history)
+        kept = history[-1]["epoch"]
     val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
     test_probs = None
     if fold.x_test is not None:
         test_probs = predict(model, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
-    return FoldResult(
-        best["epoch"],
-        best["score"],
-        val_probs,
-        test_probs,
-        {k: v.cpu() for k, v in best["weights"].items()},
-        history,
-        len(history),
-    )
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
+    return FoldResult(kept, score, val_probs, test_probs, weights, history, len(history))
 
 
 def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:

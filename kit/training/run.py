@@ -51,6 +51,8 @@ class Outcome:
 def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
     import torch
 
+    if p.epochs < 1 or p.batch_size < 1:
+        raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
