@@ -107,7 +107,7 @@ def rhythm(song, start, end, rest_p=0.15):
     return np.array(on), np.array(off)
 
 
-def walk(song, count, lo, hi, start_deg=None):
+def walk(song, count, lo, hi):
     """Scale-degree random walk (mostly steps) kept inside MIDI range [lo, hi]."""
     rng = song.rng
     degs = np.arange(-28, 42)
