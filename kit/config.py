@@ -29,8 +29,9 @@ class DemoParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["demo", "kaggle", "path"] = "demo"
-    root: str = "data/raw"  # the dataset: a folder or manifest CSV (`kit data demo|download` write here)
+    source: Literal["demo", "kaggle", "path"] = "demo"  # what `kit data fetch` puts at root
+    root: str = "data/raw"  # the dataset: a folder or manifest CSV (`kit data demo|download|fetch` write here)
+    path: str = ""  # source path: a dataset folder that `kit data fetch` copies to root
     competition: str = ""  # Kaggle slug used by `kit data download`
     num_classes: int | None = 4  # None: inferred from the labels
     demo: DemoParams = field(default_factory=DemoParams)
@@ -72,9 +73,49 @@ class ImageParams:
 
 
 @dataclass(frozen=True)
+class DspParams:
+    """REPET-SIM style soft mask: what does not repeat across frames is voice."""
+
+    n_fft: int = 2048  # samples
+    hop_length: int = 512  # samples
+    min_gap_s: float = 0.25  # similar frames are looked for at least this far away
+    neighbours: int = 20  # similar frames whose median is the repeating part
+    margin_vocals: float = 4.0  # higher: stricter vocal mask
+    margin_accomp: float = 2.0
+    power: float = 2.0  # soft-mask exponent
+
+
+@dataclass(frozen=True)
+class SpleeterParams:
+    env: str = ".kit/envs/spleeter"  # its own venv (`kit separate setup spleeter`)
+    python: str = "python3.11"  # interpreter the venv is made with
+    model_dir: str = ""  # holds 2stems/; "" = $MODEL_PATH, else pretrained_models
+    batch_size: int = 32  # clips per worker request
+
+
+@dataclass(frozen=True)
+class DemucsParams:
+    model: str = "htdemucs"
+    repo: str = ""  # local folder of downloaded weights; "" = demucs' own cache / download
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass(frozen=True)
+class SeparateParams:
+    backend: Literal["none", "dsp", "spleeter", "demucs"] = "dsp"
+    out: str = "data/stems"  # stems folder (`kit features` reads it for vocals input)
+    accompaniment: bool = False  # also write the accompaniment stem
+    workers: int = 0  # processes; 0 = one per core
+    dsp: DspParams = field(default_factory=DspParams)
+    spleeter: SpleeterParams = field(default_factory=SpleeterParams)
+    demucs: DemucsParams = field(default_factory=DemucsParams)
+
+
+@dataclass(frozen=True)
 class FeaturesParams:
     out: str = "data/features"  # feature store folder
     frontend: Literal["logmel", "fbank"] = "logmel"  # image datasets always use `image`
+    input: Literal["mix", "vocals", "mix+vocals"] = "mix+vocals"  # channels; vocals come from `kit separate`
     duration: float = 3.0  # seconds; clips are padded / trimmed to this
     batch_size: int = 8  # clips per spectrogram batch
     workers: int = 0  # decoding threads; 0 = one per core
@@ -115,7 +156,7 @@ class TrainParams:
     seed: int = 0
     epochs: int = 34  # ~14 min of CPU for song4-dev (1440 clips) on 2 cores
     batch_size: int = 32
-    lr: float = 0.002  # peak learning rate
+    lr: float = 0.004  # peak learning rate
     weight_decay: float = 0.01
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.9  # sgd only
@@ -154,11 +195,32 @@ class EnsembleParams:
 
 
 @dataclass(frozen=True)
+class PipelineRun:
+    """One `train@<name>` stage of dvc.yaml: DVC substitutes all three keys into the command."""
+
+    arch: str = "cnn4"
+    seed: int = 0
+    args: str = ""  # more `kit train` options for this run only, e.g. "--lr 0.003 --folds 5"
+
+
+def _demo_runs() -> dict[str, PipelineRun]:
+    return {f"cnn4-s{s}": PipelineRun("cnn4", s, "--epochs 8") for s in (0, 1)}
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    runs: dict[str, PipelineRun] = field(default_factory=_demo_runs)  # run name -> run (arch x seed x options)
+    submission: str = "pipeline"  # the ensemble stage writes submissions/<this>.csv
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
+    separate: SeparateParams = field(default_factory=SeparateParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
     train: TrainParams = field(default_factory=TrainParams)
     ensemble: EnsembleParams = field(default_factory=EnsembleParams)
+    pipeline: PipelineParams = field(default_factory=PipelineParams)
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
@@ -209,6 +271,11 @@ def _coerce(tp: Any, value: Any, file: str, key: str) -> Any:
             except KitError as exc:
                 errors.append(exc)
         raise errors[0]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise KitError(f"{file}: {key}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(item, v, file, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):

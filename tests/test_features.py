@@ -23,6 +23,7 @@ from kit.features.frontends import SpectralFrontend, fbank, logmel
 from kit.features.store import FeatureStore
 
 runner = CliRunner()
+MIX = dataclasses.replace(FeaturesParams(), input="mix")  # the front-end alone (no vocal stems)
 
 
 def _signals(n: int, sr: int) -> np.ndarray:
@@ -87,7 +88,7 @@ def test_decoding_matches_librosa_load_for_stereo_44k(tmp_path):
 
 def test_store_contract_and_values(tmp_path):
     ds = load_dataset(contest(tmp_path / "data"), 4)
-    result = extract(ds, FeaturesParams(), tmp_path / "feat")
+    result = extract(ds, MIX, tmp_path / "feat")
     store = FeatureStore.open(tmp_path / "feat")
     train = store.array("train")
     assert result.built and isinstance(train, np.memmap)
@@ -107,30 +108,28 @@ def test_store_contract_and_values(tmp_path):
 def test_rerun_does_no_work_until_something_changes(tmp_path):
     data = contest(tmp_path / "data")
     ds = load_dataset(data, 4)
-    first = extract(ds, FeaturesParams(), tmp_path / "feat")
+    first = extract(ds, MIX, tmp_path / "feat")
     stamp = (tmp_path / "feat" / "train.npy").stat().st_mtime_ns
-    again = extract(ds, FeaturesParams(), tmp_path / "feat")
+    again = extract(ds, MIX, tmp_path / "feat")
     assert not again.built and again.store.feature_hash == first.store.feature_hash
     assert (tmp_path / "feat" / "train.npy").stat().st_mtime_ns == stamp
 
-    changed_param = extract(ds, dataclasses.replace(FeaturesParams(), frontend="fbank"), tmp_path / "feat")
+    changed_param = extract(ds, dataclasses.replace(MIX, frontend="fbank"), tmp_path / "feat")
     assert changed_param.built and changed_param.store.array("train").shape == (6, 1, 299, 40)
 
     write_clip(data / "train_mp3s" / "4.mp3", f0=500.0)  # same name, new content
-    changed_data = extract(
-        load_dataset(data, 4), dataclasses.replace(FeaturesParams(), frontend="fbank"), tmp_path / "feat"
-    )
+    changed_data = extract(load_dataset(data, 4), dataclasses.replace(MIX, frontend="fbank"), tmp_path / "feat")
     assert changed_data.built and changed_data.store.feature_hash != changed_param.store.feature_hash
 
 
 def test_undecodable_clips_stop_the_run_and_keep_the_old_store(tmp_path):
     data = contest(tmp_path / "data")
-    extract(load_dataset(data, 4), FeaturesParams(), tmp_path / "feat")
+    extract(load_dataset(data, 4), MIX, tmp_path / "feat")
     old_hash = FeatureStore.open(tmp_path / "feat").feature_hash
     (data / "train_mp3s" / "1.mp3").write_bytes(b"garbage" * 100)
     (data / "test_mp3s" / "2.mp3").write_bytes(b"\xff\xfb" * 10)
     with pytest.raises(KitError) as err:
-        extract(load_dataset(data, 4), FeaturesParams(), tmp_path / "feat")
+        extract(load_dataset(data, 4), MIX, tmp_path / "feat")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("2 clip(s) could not be decoded")
     assert "train_mp3s/1.mp3" in msg and "test_mp3s/2.mp3" in msg and "--on-error silence" in msg
@@ -141,7 +140,7 @@ def test_undecodable_clips_stop_the_run_and_keep_the_old_store(tmp_path):
 def test_on_error_silence_lists_clips_in_meta(tmp_path):
     data = contest(tmp_path / "data")
     (data / "train_mp3s" / "1.mp3").write_bytes(b"garbage" * 100)
-    params = dataclasses.replace(FeaturesParams(), on_error="silence")
+    params = dataclasses.replace(MIX, on_error="silence")
     result = extract(load_dataset(data, 4), params, tmp_path / "feat")
     assert result.silenced == ["train_mp3s/1.mp3 (unrecognised or corrupt audio format)"]
     assert result.store.meta["silenced"] == result.silenced
@@ -152,7 +151,7 @@ def test_odd_clips_are_normalised(tmp_path):
     contest(tmp_path / "data", ext=".wav")
     write_clip(tmp_path / "data/train_mp3s/0.wav", channels=2, sr=48000, seconds=0.5)
     write_clip(tmp_path / "data/train_mp3s/1.wav", sr=8000, seconds=60.0)
-    result = extract(load_dataset(tmp_path / "data", 4), FeaturesParams(), tmp_path / "feat")
+    result = extract(load_dataset(tmp_path / "data", 4), MIX, tmp_path / "feat")
     train = result.store.array("train")
     assert train.shape == (6, 1, 128, 130)
     assert (train[0, 0, :, 30:] == train[0, 0, :, 30:].min()).all()  # 0.5 s of sound, then padding
@@ -164,7 +163,7 @@ def test_image_dataset_store(tmp_path):
         (tmp_path / "img/train" / f"c{k}").mkdir(parents=True)
         for j in range(2):
             Image.fromarray(rng.integers(0, 255, (50, 70), dtype=np.uint8)).save(tmp_path / f"img/train/c{k}/{j}.png")
-    result = extract(load_dataset(tmp_path / "img"), FeaturesParams(), tmp_path / "feat")
+    result = extract(load_dataset(tmp_path / "img"), MIX, tmp_path / "feat")
     train = result.store.array("train")
     assert train.shape == (6, 1, 128, 128) and 0 <= train.min() and train.max() <= 1
     assert result.store.meta["frontend"]["name"] == "image" and result.store.meta["classes"] == ["c0", "c1", "c2"]
@@ -173,12 +172,12 @@ def test_image_dataset_store(tmp_path):
 def test_cli_features_twice_says_up_to_date(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     contest(tmp_path / "data" / "raw")
-    first = runner.invoke(app, ["features"])
+    first = runner.invoke(app, ["features", "--input", "mix"])
     assert first.exit_code == 0, first.output
     assert "train │ 6" in first.output and "1×128×130" in first.output
-    second = runner.invoke(app, ["features"])
+    second = runner.invoke(app, ["features", "--input", "mix"])
     assert second.exit_code == 0 and "is up to date" in second.output and "nothing to do" in second.output
-    bad = runner.invoke(app, ["features", "--frontend", "mfcc"])
+    bad = runner.invoke(app, ["features", "--input", "mix", "--frontend", "mfcc"])
     assert bad.exit_code == 1 and "--frontend: expected one of logmel, fbank, got 'mfcc'" in bad.output
 
 
@@ -186,11 +185,11 @@ def test_cli_features_reads_params_yaml(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     contest(tmp_path / "clips")
     (tmp_path / "params.yaml").write_text("data:\n  root: clips\nfeatures:\n  out: store\n  frontend: fbank\n")
-    result = runner.invoke(app, ["features"])
+    result = runner.invoke(app, ["features", "--input", "mix"])
     assert result.exit_code == 0, result.output
     assert FeatureStore.open(tmp_path / "store").array("train").shape == (6, 1, 299, 40)
     (tmp_path / "params.yaml").write_text("features:\n  logmel:\n    n_mel: 64\n")
-    bad = runner.invoke(app, ["features"])
+    bad = runner.invoke(app, ["features", "--input", "mix"])
     assert bad.exit_code == 1
     assert "params.yaml: unknown key 'features.logmel.n_mel'" in bad.output
 
@@ -207,17 +206,17 @@ def test_out_that_is_not_a_store_is_never_replaced(tmp_path):
         (tmp_path, "overlaps the dataset"),
     ):
         with pytest.raises(KitError, match=message):
-            extract(ds, FeaturesParams(), out)
+            extract(ds, MIX, out)
     assert (tmp_path / "notes" / "keep.txt").read_text() == "precious"
     assert len(list((data / "train_mp3s").iterdir())) == 6
 
 
 def test_damaged_store_is_rebuilt_not_trusted(tmp_path):
     ds = load_dataset(contest(tmp_path / "data"), 4)
-    extract(ds, FeaturesParams(), tmp_path / "feat")
+    extract(ds, MIX, tmp_path / "feat")
     path = tmp_path / "feat" / "train.npy"
     path.write_bytes(path.read_bytes()[:-1000])  # truncated
     with pytest.raises(KitError, match="train.npy is damaged"):
         FeatureStore.open(tmp_path / "feat")
-    again = extract(ds, FeaturesParams(), tmp_path / "feat")
+    again = extract(ds, MIX, tmp_path / "feat")
     assert again.built and again.store.array("train").shape == (6, 1, 128, 130)

@@ -6,7 +6,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from kit.cli import data, ensemble, features, models, registry, submission, train
+from kit.cli import data, ensemble, features, models, registry, separate, submission, train
 from kit.errors import KitError
 
 
@@ -17,9 +17,11 @@ class KitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KitError as exc:
+            from rich.markup import escape
+
             from kit.cli.ui import err_console
 
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
 
@@ -32,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(separate.app, name="separate")
 app.command("features")(features.features)
 app.command("models")(models.models)
 app.command("train")(train.train)

@@ -69,6 +69,26 @@ def download(
 
 
 @app.command()
+def fetch(force: Annotated[bool, typer.Option("--force", help="Replace data already at data.root.")] = False) -> None:
+    """Put the dataset params.yaml names at data.root: the demo, the Kaggle download or a copy of data.path."""
+    p = load_params().data
+    if p.source == "demo":
+        return demo()
+    if p.source == "kaggle":
+        return download(force=force)
+    from kit.data.layout import load_dataset
+    from kit.data.paths import copy_dataset
+
+    if not p.path:
+        raise KitError("params.yaml: data.source is path, but data.path is empty: set it to a dataset folder")
+    with console.status(f"copying {p.path} → {p.root}…"):
+        files = copy_dataset(Path(p.path), Path(p.root))
+    ds = load_dataset(Path(p.root), p.num_classes)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in ds.splits.items())
+    console.print(f"[green]✓[/] {p.path} → {p.root}: {files} files, {ds.layout} layout, {counts} clips")
+
+
+@app.command()
 def check(
     path: Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest CSV (params: data.root).")] = None,
 ) -> None:

@@ -16,6 +16,12 @@ def features(
     data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Feature store folder (params: features.out).")] = None,
     frontend: Annotated[Optional[str], typer.Option(help="logmel or fbank (params: features.frontend).")] = None,
+    input: Annotated[
+        Optional[str], typer.Option(help="mix | vocals | mix+vocals channels (params: features.input).")
+    ] = None,
+    stems: Annotated[
+        Optional[Path], typer.Option(help="Vocal stems from `kit separate` (params: separate.out).")
+    ] = None,
     on_error: Annotated[
         Optional[str], typer.Option(help="Undecodable clips: fail or silence (params: features.on_error).")
     ] = None,
@@ -26,14 +32,15 @@ def features(
     from kit.features.extract import build, plan
 
     params = load_params()
-    f = override(params.features, frontend=frontend, on_error=on_error)
+    f = override(params.features, frontend=frontend, on_error=on_error, input=input)
     ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
     with console.status("hashing inputs…"):
-        p = plan(ds, f, Path(out or f.out))
+        p = plan(ds, f, Path(out or f.out), Path(stems or params.separate.out))
     if p.up_to_date and not force:
         console.print(f"[green]✓[/] {p.out} is up to date (feature hash {p.feature_hash}): nothing to do")
         return
-    with progress_bar(f"features ({p.frontend.describe()['name']})", p.clips) as advance:
+    channels = "+".join(p.frontend.channels)
+    with progress_bar(f"features ({p.frontend.describe()['name']}, {channels})", p.clips) as advance:
         result = build(p, advance)
     store = result.store
     table = Table(title=f"feature store → {store.path}")

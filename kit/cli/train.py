@@ -43,6 +43,9 @@ def train(
     runs: Annotated[Optional[Path], typer.Option(help="Runs folder (params: train.runs).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of that id.")] = False,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Also write DVC metrics / plots files (metrics.json, history, confusion).")
+    ] = None,
 ) -> None:
     """Train one model; the run (weights, validation score, predictions) lands in the registry."""
     from kit.training.run import Callbacks
@@ -95,6 +98,10 @@ def train(
     elif any(outcome.resumed_from.values()):
         done = ", ".join(f"fold {k}: {n} epochs" for k, n in outcome.resumed_from.items() if n)
         console.print(f"resumed from checkpoints ({done})")
+    if report is not None:
+        from kit.registry.report import write_report
+
+        write_report(run, report)
     render_run(run)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import time
@@ -25,9 +24,12 @@ from kit import __version__
 from kit.atomic import atomic_dir
 from kit.config import FeaturesParams
 from kit.data import audio
+from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
 from kit.errors import KitError
 from kit.features.store import META, FeatureStore, is_current
+from kit.separation.stems import read_meta as read_stems_meta
+from kit.separation.stems import stem_path
 
 FEATURE_VERSION = 1  # bump whenever a front-end's output changes for the same params
 MAX_LISTED = 10  # undecodable files named in the one-line error
@@ -62,15 +64,15 @@ class Plan:
         return is_current(self.out, self.feature_hash)
 
 
-def plan(dataset: Dataset, params: FeaturesParams, out: Path) -> Plan:
-    """Check the dataset, build the front-end and hash everything the features depend on."""
+def plan(dataset: Dataset, params: FeaturesParams, out: Path, stems: Path | None = None) -> Plan:
+    """Check the dataset (and vocal stems), build the front-end, hash what the features depend on."""
     dataset.require_clean()
     _check_out(Path(out), dataset)
-    frontend = make_frontend(dataset, params)
     fingerprint = dataset_fingerprint(dataset, _workers(params))
+    frontend = make_frontend(dataset, params, stems, fingerprint)
     config = {"version": FEATURE_VERSION, "frontend": frontend.describe(), "classes": dataset.classes}
-    feature_hash = _digest({"config": config, "data": fingerprint})[:16]
-    config["source"] = {"root": str(dataset.root), "layout": dataset.layout, "fingerprint": _digest(fingerprint)}
+    feature_hash = digest({"config": config, "data": fingerprint})[:16]
+    config["source"] = {"root": str(dataset.root), "layout": dataset.layout, "fingerprint": digest(fingerprint)}
     return Plan(dataset, params, Path(out), frontend, config, feature_hash)
 
 
@@ -92,12 +94,13 @@ def extract(
     params: FeaturesParams,
     out: Path,
     *,
+    stems: Path | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Result:
     """Build the feature store for `dataset` at `out`, or reuse it when it is up to date."""
     started = time.perf_counter()
-    p = plan(dataset, params, out)
+    p = plan(dataset, params, out, stems)
     if not force and p.up_to_date:
         return Result(FeatureStore.open(p.out), False, p.clips, time.perf_counter() - started, [])
     return build(p, progress)
@@ -117,14 +120,17 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
                 if not items:
                     continue
                 rows = np.lib.format.open_memmap(
-                    tmp / f"{split}.npy", mode="w+", dtype=np.float16, shape=(len(items), 1, *frontend.shape)
+                    tmp / f"{split}.npy",
+                    mode="w+",
+                    dtype=np.float16,
+                    shape=(len(items), len(frontend.channels), *frontend.shape),
                 )
-                for start, batch, errors in frontend.batches(pool, items, workers):
+                for start, batch, errors in frontend.batches(pool, split, items, workers):
                     for clip, msg in errors:
                         name = f"{dataset.rel(clip.path)} ({msg})"
                         (silenced if params.on_error == "silence" else failed).append(name)
                     if not failed:
-                        rows[start : start + len(batch), 0] = batch
+                        rows[start : start + len(batch)] = batch
                     if progress:
                         progress(len(batch))
                 rows.flush()
@@ -148,8 +154,9 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
             "kit_version": __version__,
             "feature_hash": p.feature_hash,
             **p.config,
-            "shape": [1, *frontend.shape],
+            "shape": [len(frontend.channels), *frontend.shape],
             "axes": ["channel", *frontend.axes],
+            "channels": list(frontend.channels),
             "dtype": "float16",
             "num_classes": dataset.num_classes,
             "splits": splits_meta,
@@ -178,43 +185,27 @@ def _workers(params: FeaturesParams) -> int:
     return params.workers or os.cpu_count() or 1
 
 
-def dataset_fingerprint(dataset: Dataset, workers: int) -> dict:
-    """Content digests of every clip with its id and label: what the features depend on."""
-    with ThreadPoolExecutor(workers) as pool:
-        return {
-            split: list(
-                zip([c.id for c in items], [c.label for c in items], pool.map(_file_digest, [c.path for c in items]))
-            )
-            for split, items in dataset.splits.items()
-        }
-
-
-def _file_digest(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "blake2b").hexdigest()[:32]
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
 # --- front-end adapters: clips -> batches of feature rows ------------------------------------
 
 
 class AudioFrontend:
-    """Decodes clips and runs the spectral front-end; torch state is built on first use."""
+    """Decodes clips (and their vocal stems) and runs the spectral front-end on each channel."""
 
-    def __init__(self, spec, duration: float, batch_size: int):
+    def __init__(self, spec, duration: float, batch_size: int, channels: tuple[str, ...], stems: dict | None):
         self.spec = spec
         self.duration = duration
         self.batch_size = batch_size
         self.shape = spec.shape
         self.axes = spec.axes
+        self.channels = channels  # "mix" and / or "vocals"
+        self.stems = stems  # {"root": Path, "hash": stems hash} when vocals are a channel
 
     def describe(self) -> dict:
         from importlib.metadata import version
 
-        desc = {"duration": self.duration, **asdict(self.spec)}
+        desc = {"duration": self.duration, **asdict(self.spec), "channels": list(self.channels)}
+        if self.stems:
+            desc["stems_hash"] = self.stems["hash"]
         if self.spec.filters[0] == "slaney":
             desc["librosa"] = version("librosa")  # its mel filters
         return desc
@@ -225,27 +216,36 @@ class AudioFrontend:
 
         return SpectralFrontend(self.spec)
 
-    def _load(self, clip: Clip):
+    def _load(self, item: tuple[str, Clip]):
+        split, clip = item
+        paths = [clip.path if ch == "mix" else stem_path(self.stems["root"], split, clip.id) for ch in self.channels]
         try:
-            return audio.load(clip.path, self.spec.sr, self.duration), None
-        except audio.DecodeError as exc:
-            return np.zeros(self.spec.n_samples, np.float32), str(exc)
+            return np.stack([audio.load(path, self.spec.sr, self.duration) for path in paths]), None
+        except (audio.DecodeError, FileNotFoundError) as exc:
+            return np.zeros((len(paths), self.spec.n_samples), np.float32), str(exc)
 
-    def batches(self, pool, items: list[Clip], workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
+    def _spectra(self, waves: list[np.ndarray]) -> np.ndarray:
+        x = np.stack(waves)  # (B, C, samples)
+        out = self.spectral(x.reshape(-1, x.shape[-1]))
+        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])
+
+    def batches(self, pool, split: str, items: list[Clip], workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
         start, wave, errors = 0, [], []
-        for clip, (y, err) in zip(items, _ordered(pool, self._load, items, self.batch_size * (workers + 2))):
+        loaded = _ordered(pool, self._load, [(split, c) for c in items], self.batch_size * (workers + 2))
+        for clip, (y, err) in zip(items, loaded):
             wave.append(y)
             if err:
                 errors.append((clip, err))
             if len(wave) == self.batch_size:
-                yield start, self.spectral(np.stack(wave)), errors
+                yield start, self._spectra(wave), errors
                 start, wave, errors = start + len(wave), [], []
         if wave:
-            yield start, self.spectral(np.stack(wave)), errors
+            yield start, self._spectra(wave), errors
 
 
 class ImageFrontend:
     axes = ("freq", "time")
+    channels = ("image",)
 
     def __init__(self, height: int, width: int):
         self.shape = (height, width)
@@ -263,9 +263,9 @@ class ImageFrontend:
         except (UnidentifiedImageError, OSError) as exc:
             return np.zeros(self.shape, np.float32), str(exc).splitlines()[0]
 
-    def batches(self, pool, items: list[Clip], workers: int):
+    def batches(self, pool, split: str, items: list[Clip], workers: int):
         for i, (clip, (img, err)) in enumerate(zip(items, _ordered(pool, self._load, items, 4 * workers))):
-            yield i, img[None], [(clip, err)] if err else []
+            yield i, img[None, None], [(clip, err)] if err else []
 
 
 def _ordered(pool, fn, items, ahead: int) -> Iterator:
@@ -284,8 +284,8 @@ def _ordered(pool, fn, items, ahead: int) -> Iterator:
         yield result
 
 
-def make_frontend(dataset: Dataset, params: FeaturesParams):
-    """The front-end a dataset gets: images -> image; audio -> params.frontend."""
+def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None = None, fingerprint: dict | None = None):
+    """The front-end a dataset gets: images -> image; audio -> params.frontend on params.input."""
     from kit.features import frontends
 
     if dataset.modality == "image":
@@ -298,4 +298,27 @@ def make_frontend(dataset: Dataset, params: FeaturesParams):
         "logmel": lambda: frontends.logmel(params.logmel, params.duration),
         "fbank": lambda: frontends.fbank(params.fbank, params.duration),
     }
-    return AudioFrontend(build[params.frontend](), params.duration, params.batch_size)
+    spec = build[params.frontend]()
+    channels = {"mix": ("mix",), "vocals": ("vocals",), "mix+vocals": ("mix", "vocals")}[params.input]
+    vocal_stems = None
+    if "vocals" in channels:
+        vocal_stems = _check_stems(Path(stems or "data/stems"), params, spec.sr, fingerprint or {})
+    return AudioFrontend(spec, params.duration, params.batch_size, channels, vocal_stems)
+
+
+def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:
+    """The stems folder exists and was made from exactly these clips at this rate and duration."""
+    meta = read_stems_meta(root)
+    need = f"features.input is {params.input}: it needs vocal stems from `kit separate`"
+    if meta is None:
+        raise KitError(f"{need}, and {root} has none (run `kit separate`, or set features.input to mix)")
+    if meta["backend"]["name"] == "none":
+        raise KitError(f"{need}, and separate.backend is none: set features.input to mix, or choose a backend")
+    if meta.get("source", {}).get("fingerprint") != digest(fingerprint):
+        raise KitError(f"{need}; the stems in {root} were made from other clips: run `kit separate` again")
+    if meta.get("sr") != sr or meta.get("duration") != params.duration:
+        raise KitError(
+            f"{need} at {sr} Hz, {params.duration} s; {root} has {meta.get('sr')} Hz, {meta.get('duration')} s: "
+            "run `kit separate` again"
+        )
+    return {"root": root, "hash": meta["stems_hash"]}

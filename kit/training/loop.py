@@ -66,18 +66,18 @@ class Standardised(nn.Module):
 
 
 def input_stats(x, idx: np.ndarray, mode: str, freq_dim: int):
-    """Mean / std of the training fold: per frequency band, global, or identity."""
+    """Mean / std of the training fold per channel: per frequency band, global, or identity."""
     shape = [1] * x.dim()
     if mode == "none":
         return torch.zeros(shape), torch.ones(shape)
     total, total_sq, count = 0.0, 0.0, 0
-    keep = (freq_dim,) if mode == "band" else ()
+    keep = (1, freq_dim) if mode == "band" else (1,)
     dims = tuple(d for d in range(x.dim()) if d not in keep)
     for chunk in np.array_split(idx, max(1, len(idx) // 512)):
         xb = x[torch.as_tensor(chunk, device=x.device)].double()
         total = total + xb.sum(dims, keepdim=True)
         total_sq = total_sq + (xb * xb).sum(dims, keepdim=True)
-        count += xb.numel() // (xb.shape[freq_dim] if mode == "band" else 1)
+        count += xb.numel() // int(np.prod([xb.shape[d] for d in keep]))
     mean = total / count
     std = (total_sq / count - mean * mean).clamp_min(1e-8).sqrt()
     return mean.float().cpu(), std.float().cpu()
@@ -111,8 +111,9 @@ def fit_fold(
     model = Standardised(net, mean, std).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     step_model = torch.compile(model) if p.compile else model
-    opt = _optimizer(model, p)
+    opt = _optimizer(model, p, cuda)
     n_train = len(fold.train_idx)
     steps = steps_per_epoch(n_train, p.batch_size)
     sched = _Schedule(opt, p, steps)
@@ -146,7 +147,7 @@ def fit_fold(
         model.train()
         order = _order(y_train, p.balance, gen, n_train)
         mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
         for i in range(steps):
             idx = torch.as_tensor(
                 fold.train_idx[order[i * p.batch_size : (i + 1) * p.batch_size]], device=fold.x.device
@@ -170,13 +171,13 @@ def fit_fold(
             loss.backward()
             opt.step()
             sched.batch_end(epoch, i)
-            loss_sum += loss.item()
+            loss_sum += loss.detach()
             if on_batch:
                 on_batch()
         val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum / steps,
+            "train_loss": loss_sum.item() / steps,
             "lr": opt.param_groups[0]["lr"],
             **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
             "seconds": time.perf_counter() - started,
@@ -244,12 +245,12 @@ def _order(y_train, balance: str, gen, n: int):
     return torch.randperm(n, generator=gen).numpy()
 
 
-def _optimizer(model, p: TrainParams):
+def _optimizer(model, p: TrainParams, cuda: bool):
     if p.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True
         )
-    return torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay, fused=cuda)
 
 
 class _Schedule:

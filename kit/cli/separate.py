@@ -1,0 +1,76 @@
+"""`kit separate`: vocal stems for the front-end; `kit separate setup spleeter`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kit.cli.ui import console, progress_bar
+from kit.config import load_params, override
+
+app = typer.Typer(help="Separate vocals from the mix before the front-end.", invoke_without_command=True)
+
+
+@app.callback()
+def separate(
+    ctx: typer.Context,
+    backend: Annotated[
+        Optional[str], typer.Option(help="none | dsp | spleeter | demucs (params: separate.backend).")
+    ] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Stems folder (params: separate.out).")] = None,
+    accompaniment: Annotated[
+        Optional[bool], typer.Option(help="Also write the accompaniment (params: separate.accompaniment).")
+    ] = None,
+    model_dir: Annotated[
+        Optional[Path], typer.Option(help="spleeter: folder holding 2stems/ (params / $MODEL_PATH).")
+    ] = None,
+    demucs_repo: Annotated[
+        Optional[Path], typer.Option(help="demucs: local weights folder (params: separate.demucs.repo).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Separate again even if the stems are up to date.")] = False,
+) -> None:
+    """Write the vocal stem of every clip at the front-end's sample rate (skipped when up to date)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kit.data.layout import load_dataset
+    from kit.separation.stems import build, plan, write_none
+
+    params = load_params()
+    s = override(params.separate, backend=backend, out=out, accompaniment=accompaniment)
+    s = dataclasses.replace(
+        s, spleeter=override(s.spleeter, model_dir=model_dir), demucs=override(s.demucs, repo=demucs_repo)
+    )
+    if s.backend == "none":
+        write_none(Path(s.out))
+        console.print(f"separate.backend is none: {s.out} holds no stems (features.input must be mix)")
+        return
+    f = params.features
+    sr = (f.fbank if f.frontend == "fbank" else f.logmel).sr
+    ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
+    with console.status(f"checking {s.backend} and hashing inputs…"):
+        p = plan(ds, s, sr, f.duration, Path(s.out))
+    if p.up_to_date and not force:
+        console.print(f"[green]✓[/] {p.out} is up to date (stems hash {p.stems_hash}): nothing to do")
+        return
+    with progress_bar(f"separate ({s.backend})", p.clips) as advance:
+        seconds = build(p, advance)
+    console.print(
+        f"{p.clips} clips separated with {s.backend} in {seconds:.1f} s ({p.clips / seconds:.1f} clips/s) "
+        f"→ {p.out} at {sr} Hz, stems hash {p.stems_hash}"
+    )
+
+
+@app.command()
+def setup(backend: Annotated[str, typer.Argument(help="The backend whose environment to create: spleeter.")]) -> None:
+    """Create a backend's own environment (spleeter: a Python 3.11 venv with spleeter 2.4.2)."""
+    from kit.errors import KitError
+    from kit.separation import spleeter
+
+    if backend != "spleeter":
+        raise KitError(f"setup: only spleeter has its own environment, not {backend!r}")
+    python = spleeter.setup(load_params().separate.spleeter, console.print)
+    console.print(f"[green]✓[/] {python}")

@@ -1,0 +1,1 @@
+"""Vocal separation before the front-end: backends behind one interface, a cached stems store."""
