@@ -218,3 +218,22 @@ def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert meta["split_id"] == original["split_id"] and meta["feature_hash"] == original["feature_hash"]
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert f"{source.name}-tta4" in listing.output
+
+
+@pytest.mark.parametrize("mode", ["band", "global"])
+def test_input_standardisation_is_per_channel(mode):
+    import torch
+
+    from kit.training.loop import input_stats
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2, 8, 10)).astype(np.float32)
+    x[:, 0] = x[:, 0] * 3 + 5  # the mix channel: mean 5, std 3
+    x[:, 1] = x[:, 1] * 0.5 - 2  # the vocals channel: mean -2, std 0.5
+    x[:, :, 0] += 10  # the lowest band is louder in both
+    mean, std = input_stats(torch.from_numpy(x), np.arange(40), mode, freq_dim=2)
+    z = (x - mean.numpy()) / std.numpy()
+    keep = (1, 2) if mode == "band" else (1,)
+    axes = tuple(d for d in range(4) if d not in keep)
+    assert mean.shape == ((1, 2, 8, 1) if mode == "band" else (1, 2, 1, 1))
+    assert np.allclose(z.mean(axis=axes), 0, atol=1e-4) and np.allclose(z.std(axis=axes), 1, atol=1e-3)
