@@ -198,3 +198,14 @@ def test_demucs_without_its_extra_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "demucs.pretrained", None)
     result = runner.invoke(app, ["separate", "--backend", "demucs"])
     assert result.exit_code == 1 and "demucs is not installed: pip install 'kit[demucs]'" in result.output
+
+
+def test_separate_never_replaces_a_folder_that_is_not_a_stems_folder(tmp_path, monkeypatch):
+    _project(tmp_path, monkeypatch, "separate:\n  workers: 1\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    result = runner.invoke(app, ["separate", "--out", "notes"])
+    assert result.exit_code == 1 and "--out notes exists and is not a stems folder" in result.output
+    inside = runner.invoke(app, ["separate", "--out", "data/raw/stems"])
+    assert inside.exit_code == 1 and "overlaps the dataset" in inside.output
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"

@@ -57,6 +57,19 @@ class Dataset:
         except ValueError:
             return str(path)
 
+    def check_out(self, out: Path, marker: str, what: str) -> None:
+        """Refuse an output folder that overlaps the clips, or whose replacement would destroy
+        something other than an earlier output (one holding `marker`)."""
+        target, data = Path(out).resolve(), self.root.resolve()
+        if self.layout == "manifest":  # the CSV may sit at a project root: only its clips matter
+            overlap = any(c.path.resolve().is_relative_to(target) for items in self.splits.values() for c in items)
+        else:
+            overlap = data.is_relative_to(target) or target.is_relative_to(data)
+        if overlap:
+            raise KitError(f"--out {out} overlaps the dataset at {self.root}: choose a folder outside it")
+        if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / marker).exists())):
+            raise KitError(f"--out {out} exists and is not {what}: refusing to replace it; choose another folder")
+
     def require_clean(self) -> None:
         """Refuse a dataset with problems: one line naming the first, and how many more."""
         if self.problems:

@@ -67,26 +67,13 @@ class Plan:
 def plan(dataset: Dataset, params: FeaturesParams, out: Path, stems: Path | None = None) -> Plan:
     """Check the dataset (and vocal stems), build the front-end, hash what the features depend on."""
     dataset.require_clean()
-    _check_out(Path(out), dataset)
+    dataset.check_out(Path(out), META, "a feature store")
     fingerprint = dataset_fingerprint(dataset, _workers(params))
     frontend = make_frontend(dataset, params, stems, fingerprint)
     config = {"version": FEATURE_VERSION, "frontend": frontend.describe(), "classes": dataset.classes}
     feature_hash = digest({"config": config, "data": fingerprint})[:16]
     config["source"] = {"root": str(dataset.root), "layout": dataset.layout, "fingerprint": digest(fingerprint)}
     return Plan(dataset, params, Path(out), frontend, config, feature_hash)
-
-
-def _check_out(out: Path, dataset: Dataset) -> None:
-    """Refuse an --out whose replacement would destroy something that is not a feature store."""
-    target, data = out.resolve(), dataset.root.resolve()
-    if dataset.layout == "manifest":  # the CSV may sit at a project root: only its clips matter
-        overlap = any(c.path.resolve().is_relative_to(target) for items in dataset.splits.values() for c in items)
-    else:
-        overlap = data.is_relative_to(target) or target.is_relative_to(data)
-    if overlap:
-        raise KitError(f"--out {out} overlaps the dataset at {dataset.root}: choose a folder outside it")
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / META).exists())):
-        raise KitError(f"--out {out} exists and is not a feature store: refusing to replace it; choose another folder")
 
 
 def extract(

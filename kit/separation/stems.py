@@ -79,7 +79,7 @@ def plan(dataset: Dataset, params: SeparateParams, sr: int, duration: float, out
         raise KitError(f"separate: {dataset.root} holds images, not audio: set separate.backend to none")
     if params.backend == "none":
         raise KitError("separate.backend is none: there is nothing to separate (features.input must be mix)")
-    _check_out(Path(out), dataset)
+    dataset.check_out(Path(out), META, "a stems folder")
     backend = make_backend(params, sr, duration)
     fingerprint = dataset_fingerprint(dataset, workers(params))
     config = {
@@ -154,11 +154,3 @@ def _complete(root: Path, meta: dict) -> bool:
         for i in ids
         for s in meta["stems"]
     )
-
-
-def _check_out(out: Path, dataset: Dataset) -> None:
-    target, data = out.resolve(), dataset.root.resolve()
-    if data.is_relative_to(target) or (dataset.layout != "manifest" and target.is_relative_to(data)):
-        raise KitError(f"--out {out} overlaps the dataset at {dataset.root}: choose a folder outside it")
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / META).exists())):
-        raise KitError(f"--out {out} exists and is not a stems folder: refusing to replace it; choose another folder")
