@@ -131,3 +131,26 @@ def test_image_folders_24_classes(tmp_path):
     assert ds.classes[:3] == ["speaker0", "speaker1", "speaker2"] and ds.classes[10] == "speaker10"
     assert len(ds.splits["train"]) == 48 and ds.splits["test"][0].id == "x"
     assert "24 class folders but data.num_classes=4" in load_dataset(tmp_path, num_classes=4).problems[0]
+
+
+def test_data_fetch_copies_a_local_dataset_path(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kit.cli.app import app
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    contest(tmp_path / "elsewhere" / "song4")
+    (tmp_path / "params.yaml").write_text("data:\n  source: path\n  path: elsewhere/song4\n")
+    result = runner.invoke(app, ["data", "fetch"])
+    assert result.exit_code == 0, result.output
+    assert "contest layout, 6 train, 3 test clips" in result.output
+    assert (tmp_path / "data/raw/train_mp3s/5.mp3").read_bytes() == (
+        tmp_path / "elsewhere/song4/train_mp3s/5.mp3"
+    ).read_bytes()
+    (tmp_path / "params.yaml").write_text("data:\n  source: path\n")
+    empty = runner.invoke(app, ["data", "fetch"])
+    assert empty.exit_code == 1 and "data.source is path, but data.path is empty" in empty.output
+    (tmp_path / "params.yaml").write_text("data:\n  source: path\n  path: data\n")
+    overlap = runner.invoke(app, ["data", "fetch"])
+    assert overlap.exit_code == 1 and "overlap" in overlap.output
