@@ -124,6 +124,11 @@ class FeaturesParams:
     fbank: FbankParams = field(default_factory=FbankParams)
     image: ImageParams = field(default_factory=ImageParams)
 
+    @property
+    def sr(self) -> int:
+        """The audio front-end's sample rate (what clips and stems are decoded at)."""
+        return self.fbank.sr if self.frontend == "fbank" else self.logmel.sr
+
 
 @dataclass(frozen=True)
 class SplitParams:

@@ -7,3 +7,9 @@ says what to do; the CLI prints it and exits 1. Anything else is a bug and shows
 
 class KitError(Exception):
     """A problem the user can fix (bad input, missing credentials, offline...)."""
+
+
+def listing(items: list[str], most: int = 10) -> str:
+    """The first `most` items for a one-line message, then how many more."""
+    more = f"; and {len(items) - most} more" if len(items) > most else ""
+    return "; ".join(items[:most]) + more

@@ -99,10 +99,9 @@ def check(
     params = load_params()
     f = params.features
     ds = load_dataset(path or Path(params.data.root), params.data.num_classes)
-    sr = f.logmel.sr if f.frontend == "logmel" else f.fbank.sr
     total = sum(len(v) for v in ds.splits.values())
     with progress_bar("decoding", total) as advance:
-        report = run_check(ds, sr=sr, duration=f.duration, workers=f.workers, progress=advance)
+        report = run_check(ds, sr=f.sr, duration=f.duration, workers=f.workers, progress=advance)
     _render(report)
     if not report.ok:
         raise typer.Exit(1)

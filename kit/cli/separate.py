@@ -49,10 +49,9 @@ def separate(
         console.print(f"separate.backend is none: {s.out} holds no stems (features.input must be mix)")
         return
     f = params.features
-    sr = (f.fbank if f.frontend == "fbank" else f.logmel).sr
     ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
     with console.status(f"checking {s.backend} and hashing inputs…"):
-        p = plan(ds, s, sr, f.duration, Path(s.out))
+        p = plan(ds, s, f.sr, f.duration, Path(s.out))
     if p.up_to_date and not force:
         console.print(f"[green]✓[/] {p.out} is up to date (stems hash {p.stems_hash}): nothing to do")
         return
@@ -60,7 +59,7 @@ def separate(
         seconds = build(p, advance)
     console.print(
         f"{p.clips} clips separated with {s.backend} in {seconds:.1f} s ({p.clips / seconds:.1f} clips/s) "
-        f"→ {p.out} at {sr} Hz, stems hash {p.stems_hash}"
+        f"→ {p.out} at {f.sr} Hz, stems hash {p.stems_hash}"
     )
 
 

@@ -26,13 +26,12 @@ from kit.config import FeaturesParams
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
-from kit.errors import KitError
+from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
 from kit.separation.stems import read_meta as read_stems_meta
 from kit.separation.stems import stem_path
 
 FEATURE_VERSION = 1  # bump whenever a front-end's output changes for the same params
-MAX_LISTED = 10  # undecodable files named in the one-line error
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,8 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
                     "groups": [c.group for c in items] if any(c.group for c in items) else None,
                 }
         if failed:
-            shown = "; ".join(failed[:MAX_LISTED])
-            if len(failed) > MAX_LISTED:
-                shown += f"; and {len(failed) - MAX_LISTED} more"
             raise KitError(
-                f"{len(failed)} clip(s) could not be decoded: {shown}. Fix or remove them, "
+                f"{len(failed)} clip(s) could not be decoded: {listing(failed)}. Fix or remove them, "
                 "or rerun with --on-error silence to use silence and list them in meta.json"
             )
         meta = {

@@ -12,10 +12,8 @@ from dataclasses import asdict
 
 from kit.config import DspParams, SeparateParams
 from kit.data import audio
-from kit.errors import KitError
+from kit.errors import KitError, listing
 from kit.separation.stems import Job, write_stem
-
-MAX_LISTED = 10
 
 
 def make_backend(params: SeparateParams, sr: int, duration: float):
@@ -72,5 +70,4 @@ def _dsp_batch(args) -> tuple[int, list[str]]:
 
 def raise_failed(failed: list[str]) -> None:
     if failed:
-        shown = "; ".join(failed[:MAX_LISTED]) + (f"; and {len(failed) - MAX_LISTED} more" if len(failed) > 10 else "")
-        raise KitError(f"{len(failed)} clip(s) could not be decoded: {shown}")
+        raise KitError(f"{len(failed)} clip(s) could not be decoded: {listing(failed)}")
