@@ -74,7 +74,7 @@ def kit_path(arch: str, x, y, batch_size: int, device, work: Path, compile: bool
     xt = torch.from_numpy(x.astype(np.float16)).to(device)
     yt = torch.from_numpy(y).to(device)
     train_idx, val_idx = np.arange(len(x) - 8), np.arange(len(x) - 8, len(x))
-    fold = Fold(xt, yt, train_idx, val_idx, None, time_dim=3, freq_dim=2, num_classes=4)
+    fold = Fold(xt, yt, train_idx, val_idx, None, num_classes=4)
     result = fit_fold(fold, p, arch, 0, device, work)
     return len(train_idx) / result.history[-1]["seconds"]  # epoch 2: kernels, graphs, allocator warm
 

@@ -139,6 +139,10 @@ class SplitParams:
     grouped: bool = False  # keep each group (store meta `groups`) on one side of the split
 
 
+# sum mixing's labels for the contest (0 no voice, 1 male, 2 female, 3 several): voices add up
+VOICES_ADD_UP = ((0, 1, 2, 3), (1, 3, 3, 3), (2, 3, 3, 3), (3, 3, 3, 3))
+
+
 @dataclass(frozen=True)
 class AugmentParams:
     """On the feature tensors, per batch."""
@@ -151,13 +155,17 @@ class AugmentParams:
     time_shift: float = 1.0  # max circular shift, as a fraction of the frames
     mixup_alpha: float = 0.3  # Beta(alpha, alpha) mixup; 0 = off
     mixup_epochs: float = 0.5  # fraction of the epochs (from the start) with mixup on
+    sum_mix: float = 0.5  # share of each batch summed (in power) with another clip; 0 = off
+    sum_gain_db: float = 6.0  # the partner's level: uniform within ± this many dB
+    sum_partner: Literal["clip", "vocals"] = "clip"  # what the partner adds: its whole clip, or its vocals
+    sum_labels: list[list[int]] = field(default_factory=lambda: [list(row) for row in VOICES_ADD_UP])
 
 
 @dataclass(frozen=True)
 class TrainParams:
     features: str = "data/features"  # feature store to train on
     runs: str = "artifacts/runs"  # run folders (the registry)
-    arch: str = "cnn4"  # zoo entry or timm:<name>; `kit train ARCH` overrides
+    arch: str = "cnn4f"  # zoo entry or timm:<name>; `kit train ARCH` overrides
     seed: int = 0
     epochs: int = 34  # ~14 min of CPU for song4-dev (1440 clips) on 2 cores
     batch_size: int = 32
@@ -203,13 +211,13 @@ class EnsembleParams:
 class PipelineRun:
     """One `train@<name>` stage of dvc.yaml: DVC substitutes all three keys into the command."""
 
-    arch: str = "cnn4"
+    arch: str = "cnn4f"
     seed: int = 0
     args: str = ""  # more `kit train` options for this run only, e.g. "--lr 0.003 --folds 5"
 
 
 def _demo_runs() -> dict[str, PipelineRun]:
-    return {f"cnn4-s{s}": PipelineRun("cnn4", s, "--epochs 8") for s in (0, 1)}
+    return {f"cnn4f-s{s}": PipelineRun("cnn4f", s, "--epochs 8") for s in (0, 1)}
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ def tiny_store(
     seed: int = 0,
     groups: bool = False,
     time_first: bool = False,
+    log: str | None = None,
 ) -> Path:
     """Class k lights up frequency band k (plus noise): a model can learn it in a few epochs.
 
-    time_first stores (time, freq) examples, as the fbank front-end does."""
+    time_first stores (time, freq) examples, as the fbank front-end does; `log` ("db" / "ln")
+    marks them as log powers, as the audio front-ends do."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     labels = np.arange(n) % classes
@@ -40,7 +42,7 @@ def tiny_store(
     np.save(path / "test.npy", stored(make(rng.integers(0, classes, n_test))))
     meta = {
         "feature_hash": f"tiny{seed:04d}abcdef12",
-        "frontend": {"name": "tiny"},
+        "frontend": {"name": "tiny", "log": log},
         "classes": [str(k) for k in range(classes)],
         "num_classes": classes,
         "shape": [1, *(shape[::-1] if time_first else shape)],

@@ -19,6 +19,7 @@ from kit.models import create_model, list_models
     ("name", "stem"),
     [
         ("cnn4", "default"),
+        ("cnn4f", "default"),
         ("resnet18", "seed"),
         ("resnet34", "default"),
         ("resnext50", "seed"),
@@ -34,7 +35,15 @@ def test_every_entry_builds_and_runs(name, stem):
 
 
 def test_zoo_lists_the_seed_models():
-    assert list_models() == ["cnn4", "resnet18", "resnet34", "resnext50", "densenet201"]
+    assert list_models() == ["cnn4", "cnn4f", "resnet18", "resnet34", "resnext50", "densenet201"]
+
+
+def test_cnn4f_head_sees_eight_frequency_bands_of_any_input_height():
+    model = create_model("cnn4f", num_classes=4, in_chans=2).eval()
+    assert model.head.in_features == 256 * 8
+    with torch.no_grad():
+        for height, width in ((128, 130), (40, 299), (256, 64)):
+            assert model(torch.randn(2, 2, height, width)).shape == (2, 4)
 
 
 def test_seed_stem_is_3x3_stride1_without_maxpool():

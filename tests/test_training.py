@@ -19,7 +19,9 @@ from kit.cli.app import app
 from kit.config import TrainParams
 
 runner = CliRunner()
-FAST = ["--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--mixup-alpha", "0"]
+# tiny stores have 3 classes and no voices: sum mixing (on in the contest defaults) is off
+NO_SUMS = ["--sum-mix", "0"]
+FAST = ["--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--mixup-alpha", "0", *NO_SUMS]
 
 
 @pytest.fixture
@@ -79,8 +81,33 @@ def test_time_first_stores_are_augmented_along_time(tmp_path, monkeypatch):
     assert json.loads((run_dir / "run.json").read_text())["metrics"]["accuracy"] > 0.6
 
 
+def test_models_take_time_first_stores_as_freq_by_time(tmp_path):
+    from kit.features.store import FeatureStore
+
+    store = FeatureStore.open(tiny_store(tmp_path / "f", time_first=True))  # 32 bands x 40 frames, stored 40 x 32
+    x = store.model_input("train")
+    assert store.array("train").shape == (60, 1, 40, 32) and x.shape == (60, 1, 32, 40)
+    assert np.array_equal(x[3, 0, 5], store.array("train")[3, 0, :, 5])  # band 5 over time
+
+
+def test_sum_mixing_trains_from_the_params_table_and_refuses_a_bad_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_store(tmp_path / "data" / "features", log="db")
+    table = "[[0, 1, 2], [1, 1, 2], [2, 2, 2]]"
+    (tmp_path / "params.yaml").write_text(f"train:\n  augment:\n    sum_labels: {table}\n")
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--sum-mix", "0.5"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "artifacts" / "runs").iterdir()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["params"]["augment"]["sum_mix"] == 0.5 and meta["params"]["augment"]["sum_labels"][1] == [1, 1, 2]
+    (tmp_path / "params.yaml").write_text("train:\n  augment:\n    sum_labels: [[0, 1], [1, 1]]\n")
+    bad = runner.invoke(app, ["train", "cnn4", *FAST, "--sum-mix", "0.5"])
+    assert bad.exit_code == 1 and "train.augment.sum_labels: needs a 3 x 3 table" in bad.output
+    assert len(list((tmp_path / "artifacts" / "runs").iterdir())) == 1
+
+
 def test_kfold_gives_out_of_fold_probabilities_for_every_clip(project):
-    result = runner.invoke(app, ["train", "cnn4", "--folds", "3", "--epochs", "2", "--batch-size", "16"])
+    result = runner.invoke(app, ["train", "cnn4", "--folds", "3", "--epochs", "2", "--batch-size", "16", *NO_SUMS])
     assert result.exit_code == 0, result.output
     (run_dir,) = (project / "artifacts" / "runs").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())
@@ -105,7 +132,7 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     tiny_store(tmp_path / "data" / "features", n=200)
-    args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r"]
+    args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_SUMS]
     proc = _kit(*args, cwd=tmp_path)
     state = tmp_path / "artifacts" / "work"
     deadline = time.time() + 120
@@ -137,7 +164,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 def test_two_trainings_at_once_both_land(tmp_path):
     tiny_store(tmp_path / "data" / "features")
-    procs = [_kit("train", "cnn4", "--epochs", "2", "--seed", str(s), cwd=tmp_path) for s in (1, 2)]
+    procs = [_kit("train", "cnn4", "--epochs", "2", "--seed", str(s), *NO_SUMS, cwd=tmp_path) for s in (1, 2)]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     runs = sorted(p.name for p in (tmp_path / "artifacts" / "runs").iterdir())
@@ -149,7 +176,7 @@ def test_two_trainings_at_once_both_land(tmp_path):
 
 
 def test_corrupt_run_folders_do_not_break_the_registry(project):
-    assert runner.invoke(app, ["train", "cnn4", "--epochs", "1"]).exit_code == 0
+    assert runner.invoke(app, ["train", "cnn4", "--epochs", "1", *NO_SUMS]).exit_code == 0
     runs = project / "artifacts" / "runs"
     (good,) = runs.iterdir()
     (runs / "half").mkdir()
@@ -177,7 +204,7 @@ def test_schedulers_and_options_run(project):
         ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1"],
         ["--scheduler", "multistep", "--early-stop", "1", "--stem", "seed"],
     ):
-        result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *extra])
+        result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *NO_SUMS, *extra])
         assert result.exit_code == 0, (extra, result.output)
     assert len(list((project / "artifacts" / "runs").iterdir())) == 3
 
@@ -197,7 +224,7 @@ def test_bad_options_are_one_line_errors(project):
     assert zero.exit_code == 1 and "train.epochs and train.batch_size must be ≥ 1" in zero.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
-    assert TrainParams().arch == "cnn4"
+    assert TrainParams().arch == "cnn4f"
 
 
 @pytest.mark.parametrize("split_args", [[], ["--folds", "3"]])

@@ -33,6 +33,10 @@ def train(
     balance: Annotated[Optional[str], typer.Option(help="none | weights | sampler.")] = None,
     mixup_alpha: Annotated[Optional[float], typer.Option(help="Mixup Beta(alpha, alpha); 0 = off.")] = None,
     mixup_epochs: Annotated[Optional[float], typer.Option(help="Fraction of epochs with mixup.")] = None,
+    sum_mix: Annotated[
+        Optional[float], typer.Option(help="Share of each batch summed with another clip (labels: sum_labels).")
+    ] = None,
+    sum_partner: Annotated[Optional[str], typer.Option(help="Sum mixing adds the partner's: clip | vocals.")] = None,
     early_stop: Annotated[Optional[int], typer.Option(help="Patience in epochs; 0 = off.")] = None,
     keep: Annotated[Optional[str], typer.Option(help="Weights to keep: best (validation) or last epoch.")] = None,
     folds: Annotated[Optional[int], typer.Option(help="Stratified K-fold with K folds (OOF predictions).")] = None,
@@ -78,7 +82,11 @@ def train(
     kind = "kfold" if folds is not None else "holdout" if holdout is not None else None
     split = override(p.split, kind=kind, folds=folds, fraction=holdout, grouped=grouped)
     p = dataclasses.replace(
-        p, split=split, augment=override(p.augment, mixup_alpha=mixup_alpha, mixup_epochs=mixup_epochs)
+        p,
+        split=split,
+        augment=override(
+            p.augment, mixup_alpha=mixup_alpha, mixup_epochs=mixup_epochs, sum_mix=sum_mix, sum_partner=sum_partner
+        ),
     )
 
     with progress_bar(f"train {p.arch}", 0) as bar:

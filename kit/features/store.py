@@ -54,6 +54,11 @@ class FeatureStore:
         """(N, C, *shape) float16, memory-mapped read-only."""
         return np.load(self.path / f"{split}.npy", mmap_mode="r")
 
+    def model_input(self, split: str) -> np.ndarray:
+        """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed."""
+        x = np.array(self.array(split))
+        return np.ascontiguousarray(x.swapaxes(2, 3)) if self.meta["axes"][1] == "time" else x
+
     def ids(self, split: str) -> list[str]:
         return self.meta["splits"][split]["ids"]
 

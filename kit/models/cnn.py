@@ -14,9 +14,15 @@ def _block(cin: int, cout: int):
     )
 
 
-def conv_net(widths: tuple[int, ...], num_classes: int, in_chans: int, drop_rate: float):
-    """conv-BN-ReLU-maxpool blocks, global average + max pooling, dropout, linear head."""
+def conv_net(widths: tuple[int, ...], num_classes: int, in_chans: int, drop_rate: float, bands: int = 0):
+    """conv-BN-ReLU-maxpool blocks, average + max pooling, dropout, linear head.
+
+    bands = 0 pools over frequency and time; bands > 0 pools over time only and gives the head
+    `bands` frequency bands (adaptive average over the pooled bins), so it sees where in
+    frequency things are (pitch), not only what they are.
+    """
     from torch import nn
+    from torch.nn import functional as F
 
     class ConvNet(nn.Module):
         def __init__(self):
@@ -24,11 +30,14 @@ def conv_net(widths: tuple[int, ...], num_classes: int, in_chans: int, drop_rate
             chans = (in_chans, *widths)
             self.features = nn.Sequential(*(_block(a, b) for a, b in zip(chans, chans[1:])))
             self.drop = nn.Dropout(drop_rate)
-            self.head = nn.Linear(widths[-1], num_classes)
+            self.head = nn.Linear(widths[-1] * max(1, bands), num_classes)
 
-        def forward(self, x):
+        def forward(self, x):  # (B, C, F, T)
             x = self.features(x)
-            x = x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
+            if bands:
+                x = F.adaptive_avg_pool1d(x.mean(dim=3) + x.amax(dim=3), bands).flatten(1)
+            else:
+                x = x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
             return self.head(self.drop(x))
 
     return ConvNet()
@@ -36,6 +45,16 @@ def conv_net(widths: tuple[int, ...], num_classes: int, in_chans: int, drop_rate
 
 @register("cnn4", "4 conv-BN-ReLU-pool blocks (32-64-128-256), as seed C")
 def cnn4(num_classes: int, in_chans: int, drop_rate: float, stem: str, pretrained: bool | str):
-    if pretrained:
-        raise KitError("cnn4 has no pretrained weights: set pretrained to false")
+    _no_pretrained("cnn4", pretrained)
     return conv_net((32, 64, 128, 256), num_classes, in_chans, drop_rate)
+
+
+@register("cnn4f", "cnn4 whose head keeps 8 frequency bands (pools over time only)")
+def cnn4f(num_classes: int, in_chans: int, drop_rate: float, stem: str, pretrained: bool | str):
+    _no_pretrained("cnn4f", pretrained)
+    return conv_net((32, 64, 128, 256), num_classes, in_chans, drop_rate, bands=8)
+
+
+def _no_pretrained(name: str, pretrained: bool | str) -> None:
+    if pretrained:
+        raise KitError(f"{name} has no pretrained weights: set pretrained to false")

@@ -4,14 +4,20 @@ Random numbers come from one CPU `torch.Generator` (saved with every checkpoint)
 resumed run draws exactly what an uninterrupted one would.
 
 SpecAugment masks, time reversal and circular time shifts are vectorised over the batch; mixup
-returns the mixed batch and both label sets with the mixing weight.
+returns the mixed batch and both label sets with the mixing weight. Sum mixing adds two clips'
+powers and looks the new label up in a table (for labels that count sources: voice + voice =
+several voices, voice + no voice = voice).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
 from kit.config import AugmentParams
+from kit.errors import KitError
 
 
 def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
@@ -62,3 +68,62 @@ def mixup(x, y, alpha: float, gen):
     lam = max(g1 / (g1 + g2), g2 / (g1 + g2))  # Beta(alpha, alpha); the original example dominates
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+
+
+DB_PER_NEPER = 10 / math.log(10)  # 10*log10(P) = DB_PER_NEPER * ln(P)
+
+
+@dataclass(frozen=True)
+class SumSpec:
+    """What sum mixing needs to know about the feature store."""
+
+    table: torch.Tensor  # (K, K): label of clip + partner
+    unit: float  # feature units per neper of power (dB: 4.34, natural log: 1)
+    partner_channel: int | None  # the partner's channel added to every channel; None: channel to channel
+
+
+def sum_spec(p: AugmentParams, num_classes: int, log: str | None, channels: list[str]) -> SumSpec | None:
+    """Check the sum-mixing params against the store; None when sum mixing is off."""
+    if p.sum_mix <= 0:
+        return None
+    if log not in ("db", "ln"):
+        raise KitError("train.augment.sum_mix: needs log-power features (logmel or fbank); set it to 0 for images")
+    table = p.sum_labels
+    if len(table) != num_classes or any(len(row) != num_classes for row in table):
+        raise KitError(
+            f"train.augment.sum_labels: needs a {num_classes} x {num_classes} table (one row per class),"
+            " or set train.augment.sum_mix: 0"
+        )
+    bad = [(i, j) for i, row in enumerate(table) for j, v in enumerate(row) if not 0 <= v < num_classes]
+    if bad:
+        i, j = bad[0]
+        raise KitError(f"train.augment.sum_labels[{i}][{j}]: {table[i][j]} is not a class (0..{num_classes - 1})")
+    channel = None
+    if p.sum_partner == "vocals":
+        if "vocals" not in channels:
+            raise KitError(
+                f"train.augment.sum_partner: vocals needs a vocals channel; the store has {', '.join(channels)}"
+            )
+        channel = channels.index("vocals")
+    return SumSpec(torch.tensor(table, dtype=torch.long), DB_PER_NEPER if log == "db" else 1.0, channel)
+
+
+def sum_mix(x, y, p: AugmentParams, spec: SumSpec, gen):
+    """Replace a `p.sum_mix` share of the batch by clip + partner clip, summed as powers.
+
+    `x` holds log powers in every channel, so the sum is a log-add-exp; the partner is scaled
+    by a uniform gain within ±`p.sum_gain_db`. With `partner_channel` set, only the partner's
+    vocals are added (to every channel): one accompaniment, two voices, as in real duets. The
+    label of a sum is `table[y, y_partner]`. An example never partners itself.
+    """
+    b, shape = x.shape[0], (-1, *[1] * (x.dim() - 1))
+    perm = torch.randperm(b, generator=gen)
+    pick = (torch.rand(b, generator=gen) < p.sum_mix) & (perm != torch.arange(b))
+    gain_db = (torch.rand(b, generator=gen) * 2 - 1) * p.sum_gain_db
+    pick, perm, gain_db = pick.to(x.device), perm.to(x.device), gain_db.to(x.device)
+    partner = x[perm]
+    if spec.partner_channel is not None:
+        partner = partner[:, spec.partner_channel : spec.partner_channel + 1].expand_as(x)
+    partner = partner + (gain_db * spec.unit / DB_PER_NEPER).view(shape)
+    summed = torch.logaddexp(x / spec.unit, partner / spec.unit) * spec.unit
+    return torch.where(pick.view(shape), summed, x), torch.where(pick, spec.table[y, y[perm]], y)

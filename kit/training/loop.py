@@ -12,6 +12,7 @@ device, the forward pass runs under bf16 autocast and the model is channels_last
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,19 +27,20 @@ from kit.config import TrainParams
 from kit.training import augment, checkpoint
 from kit.training.metrics import better, scores
 
+FREQ_DIM, TIME_DIM = 2, 3  # models and augmentation take (B, C, freq, time) batches
+
 
 @dataclass
 class Fold:
     """One fold's inputs: tensors (possibly on the device) and indices into them."""
 
-    x: object  # (N, C, *, *) float16 tensor of all train clips
+    x: object  # (N, C, freq, time) float16 tensor of all train clips
     y: object  # (N,) int64 tensor
     train_idx: np.ndarray
     val_idx: np.ndarray
-    x_test: object | None  # (M, C, *, *) float16 tensor, or None
-    time_dim: int  # dims of x holding time / frequency
-    freq_dim: int
+    x_test: object | None  # (M, C, freq, time) float16 tensor, or None
     num_classes: int
+    sum_spec: augment.SumSpec | None = None  # sum mixing, or None when it is off
 
 
 @dataclass
@@ -99,7 +101,7 @@ def fit_fold(
     cuda = device.type == "cuda"
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    mean, std = input_stats(fold.x, fold.train_idx, p.normalize, fold.freq_dim)
+    mean, std = input_stats(fold.x, fold.train_idx, p.normalize, FREQ_DIM)
     net = create_model(
         arch,
         num_classes=fold.num_classes,
@@ -120,6 +122,7 @@ def fit_fold(
     y_train = fold.y[torch.as_tensor(fold.train_idx, device=fold.y.device)]
     counts = torch.bincount(y_train.cpu(), minlength=fold.num_classes).clamp_min(1).float()
     class_w = (counts.sum() / (fold.num_classes * counts)).to(device) if p.balance == "weights" else None
+    sum_spec = fold.sum_spec and dataclasses.replace(fold.sum_spec, table=fold.sum_spec.table.to(device))
 
     history: list[dict] = []
     best = {"epoch": -1, "score": None, "weights": None}
@@ -154,7 +157,9 @@ def fit_fold(
             )
             xb = fold.x[idx].to(device, non_blocking=True).float()
             yb = fold.y[idx].to(device, non_blocking=True)
-            xb = _augment(xb, p, fold, gen)
+            if sum_spec:
+                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, gen)
+            xb = _augment(xb, p, gen)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
@@ -226,14 +231,14 @@ def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def _augment(xb, p: TrainParams, fold: Fold, gen):
+def _augment(xb, p: TrainParams, gen):
     a = p.augment
     if a.freq_masks or a.time_masks:
-        xb = augment.spec_augment(xb, a, fold.time_dim, fold.freq_dim, gen)
+        xb = augment.spec_augment(xb, a, TIME_DIM, FREQ_DIM, gen)
     if a.time_reverse > 0:
-        xb = augment.time_reverse(xb, a.time_reverse, fold.time_dim, gen)
+        xb = augment.time_reverse(xb, a.time_reverse, TIME_DIM, gen)
     if a.time_shift > 0:
-        xb = augment.time_shift(xb, a.time_shift, fold.time_dim, gen)
+        xb = augment.time_shift(xb, a.time_shift, TIME_DIM, gen)
     return xb
 
 

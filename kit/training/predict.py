@@ -19,7 +19,7 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.models import create_model
 from kit.registry import runs as registry
-from kit.training.loop import Standardised, predict
+from kit.training.loop import TIME_DIM, Standardised, predict
 from kit.training.metrics import confusion, scores
 
 
@@ -33,17 +33,16 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
             f"feature store {store.path} has hash {store.feature_hash}, run {run.id} used {meta['feature_hash']}"
         )
     weights = sorted(run.path.glob("fold*.safetensors")) or [run.path / "model.safetensors"]
-    time_dim = 1 + store.meta["axes"].index("time")
-    x = torch.from_numpy(np.array(store.array("train"))).to(device)
-    x_test = torch.from_numpy(np.array(store.array("test"))).to(device)
+    x = torch.from_numpy(store.model_input("train")).to(device)  # (N, C, freq, time)
+    x_test = torch.from_numpy(store.model_input("test")).to(device)
     val_index = np.load(run.path / "val_index.npy")
     folds = _fold_rows(run, store, len(weights))
     val_probs = np.zeros((len(val_index), meta["num_classes"]), np.float32)
     test_probs = np.zeros((len(x_test), meta["num_classes"]), np.float32)
     for path, (rows, slots) in zip(weights, folds):
         model = _load(path, meta, x.shape[1], device)
-        val_probs[slots] = _tta(model, x, rows, shifts, time_dim, device, meta)
-        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, time_dim, device, meta) / len(weights)
+        val_probs[slots] = _tta(model, x, rows, shifts, device, meta)
+        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, device, meta) / len(weights)
     y = store.labels("train")[val_index]
     new = {
         **meta,
@@ -99,11 +98,11 @@ def _load(path: Path, meta: dict, in_chans: int, device: torch.device):
     return model.to(device)
 
 
-def _tta(model, x, idx: np.ndarray, shifts: int, time_dim: int, device, meta: dict) -> np.ndarray:
-    size = x.shape[time_dim]
+def _tta(model, x, idx: np.ndarray, shifts: int, device, meta: dict) -> np.ndarray:
+    size = x.shape[TIME_DIM]
     batch = meta["params"].get("eval_batch_size", 256)
     out = np.zeros((len(idx), meta["num_classes"]), np.float32)
     for k in range(shifts):
-        rolled = torch.roll(x, shifts=round(k * size / shifts), dims=time_dim)
+        rolled = torch.roll(x, shifts=round(k * size / shifts), dims=TIME_DIM)
         out += predict(model, rolled, idx, device, batch) / shifts
     return out

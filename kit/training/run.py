@@ -27,6 +27,7 @@ from kit.config import TrainParams
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
+from kit.training import augment
 from kit.training.loop import Fold, FoldResult, fit_fold, steps_per_epoch
 from kit.training.metrics import confusion, scores
 from kit.training.splits import Split, make_split
@@ -56,6 +57,9 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
+    sums = augment.sum_spec(
+        p.augment, store.meta["num_classes"], store.meta["frontend"].get("log"), store.meta.get("channels", [])
+    )
     split = make_split(labels, p.split, groups)
     params = dataclasses.asdict(p)
     key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
@@ -75,10 +79,9 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     work = runs_dir.parent / "work" / key
     started = time.perf_counter()
     with _lock(work):
-        x = torch.from_numpy(np.array(store.array("train"))).to(device)
+        x = torch.from_numpy(store.model_input("train")).to(device)  # (N, C, freq, time)
         y = torch.from_numpy(labels).to(device)
-        x_test = torch.from_numpy(np.array(store.array("test"))).to(device) if "test" in store.splits else None
-        axes = store.meta["axes"]  # of one example: ("channel", "freq", "time"); tensors add the batch dim
+        x_test = torch.from_numpy(store.model_input("test")).to(device) if "test" in store.splits else None
         results: dict[int, FoldResult] = {}
         resumed = _resume_points(work, split)
         if cb.start:
@@ -95,9 +98,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 train_idx,
                 val_idx,
                 x_test,
-                1 + axes.index("time"),
-                1 + axes.index("freq"),
                 store.meta["num_classes"],
+                sums,
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
