@@ -167,7 +167,7 @@ class TrainParams:
     runs: str = "artifacts/runs"  # run folders (the registry)
     arch: str = "cnn4f"  # zoo entry or timm:<name>; `kit train ARCH` overrides
     seed: int = 0
-    epochs: int = 34  # ~14 min of CPU for song4-dev (1440 clips) on 2 cores
+    epochs: int = 34  # ~15 min of CPU for song4-dev (1440 clips) on 2 cores
     batch_size: int = 32
     lr: float = 0.004  # peak learning rate
     weight_decay: float = 0.01
