@@ -33,6 +33,7 @@ class DataParams:
     root: str = "data/raw"  # the dataset: a folder or manifest CSV (`kit data demo|download|fetch` write here)
     path: str = ""  # source path: a dataset folder that `kit data fetch` copies to root
     competition: str = ""  # Kaggle slug used by `kit data download`
+    groups: str = ""  # an id,group CSV giving each train clip its song / speaker, for grouped splits
     num_classes: int | None = 4  # None: inferred from the labels
     demo: DemoParams = field(default_factory=DemoParams)
 
@@ -187,6 +188,7 @@ class TrainParams:
     metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # picks the best epoch
     keep: Literal["best", "last"] = "best"  # weights the run keeps: the best validation epoch, or the last
     early_stop: int = 0  # stop after this many epochs without improvement; 0 = off
+    ema_epochs: float = 0.0  # validate / keep a moving average of the weights over ~this many epochs; 0 = off
     eval_batch_size: int = 256
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model (CUDA)

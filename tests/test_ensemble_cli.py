@@ -16,7 +16,9 @@ from kit.submission.files import check_submission
 runner = CliRunner()
 
 
-def fake_run(runs, run_id, store, *, quality, split="holdout0.2-s0-aaaa", feature_hash=None, seed=0, test=True):
+def fake_run(
+    runs, run_id, store, *, quality, split="holdout0.2-s0-aaaa", feature_hash=None, seed=0, test=True, grouped=False
+):
     """A run folder as `kit train` writes it, with predictions of a chosen quality."""
     rng = np.random.default_rng(seed)
     y = store.labels("train")
@@ -41,6 +43,7 @@ def fake_run(runs, run_id, store, *, quality, split="holdout0.2-s0-aaaa", featur
         "id": run_id,
         "arch": "cnn4",
         "split_id": split,
+        "split": {"kind": "holdout", "fraction": 0.5, "seed": 0, "grouped": grouped},
         "feature_hash": feature_hash or store.feature_hash,
         "features": str(store.path),
         "metrics": {"accuracy": acc, "macro_f1": acc, "log_loss": 1.0},
@@ -76,6 +79,7 @@ def test_ensemble_uses_only_comparable_runs_and_writes_a_valid_submission(regist
     assert "skipped other-features: feature hash feedfeedfeedfeed" in out
     assert "skipped no-test: no test predictions" in out and "skipped broken: broken folder" in out
     assert "ensemble (honest estimate)" in out and "best single member" in out
+    assert "5-fold cross-validation on the validation rows, rows shuffled" in out
     csv = registry_dir / "submissions" / "blend.csv"
     store = FeatureStore.open(registry_dir / "data" / "features")
     assert check_submission(csv, store.ids("test"), 3) == []
@@ -93,6 +97,17 @@ def test_every_method_writes_a_submission(registry_dir, method):
     assert result.exit_code == 0, result.output
     manifest = json.loads((registry_dir / "submissions" / f"{method}.json").read_text())
     assert [m["run"] for m in manifest["members"]] == ["good0", "good1", "good2"]
+
+
+def test_a_grouped_split_makes_the_ensemble_cv_keep_groups_whole(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120, groups=True))
+    for i, quality in enumerate((2.0, 1.5, 1.2)):
+        fake_run(tmp_path / "artifacts" / "runs", f"g{i}", store, quality=quality, seed=i, grouped=True)
+    result = runner.invoke(app, ["ensemble", "--method", "stack", "--name", "s"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "5-fold cross-validation on the validation rows, songs (groups) kept whole" in result.output
+    assert json.loads((tmp_path / "submissions" / "s.json").read_text())["details"]["grouped"] is True
 
 
 def test_explicit_runs_must_be_comparable(registry_dir):

@@ -216,3 +216,29 @@ def test_bad_options_raise_kit_error(good_and_useless, option, message):
     val, y, test = good_and_useless
     with pytest.raises(KitError, match=message):
         combine("hillclimb", val, y, test, **option)
+
+
+def test_grouped_cv_does_not_score_a_stack_on_groups_it_was_fitted_on():
+    """Each song has its own label and its own member outputs, which say nothing across songs.
+
+    Row-wise folds let the meta-model learn a song's label from its other rows; folds that keep songs
+    whole score it at chance, which is what it will do on new songs."""
+    rng = np.random.default_rng(7)
+    songs = np.repeat(np.arange(40), 8)
+    song_label, song_probs = rng.integers(0, K, 40), rng.dirichlet(np.ones(K) * 0.5, (3, 40))
+    y = song_label[songs]
+    val = [song_probs[m][songs] for m in range(3)]
+    test = [_noise(20, rng) for _ in range(3)]
+    leaky = combine("stack", val, y, test)
+    honest = combine("stack", val, y, test, groups=songs.astype(str))
+    assert leaky.estimate["accuracy"] > 0.6
+    assert honest.estimate["accuracy"] < 0.4
+    assert honest.details["grouped"] and not leaky.details["grouped"]
+
+
+def test_groups_must_cover_the_rows_and_outnumber_the_folds(good_and_useless):
+    val, y, test = good_and_useless
+    with pytest.raises(KitError, match="3 groups for 400 validation rows"):
+        combine("stack", val, y, test, groups=np.array(["a", "b", "c"]))
+    with pytest.raises(KitError, match="the validation rows hold 3 groups, fewer than cv_folds=5"):
+        combine("weighted", val, y, test, groups=np.arange(400) % 3)

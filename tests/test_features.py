@@ -220,3 +220,22 @@ def test_damaged_store_is_rebuilt_not_trusted(tmp_path):
         FeatureStore.open(tmp_path / "feat")
     again = extract(ds, MIX, tmp_path / "feat")
     assert again.built and again.store.array("train").shape == (6, 1, 128, 130)
+
+
+def test_cli_features_with_data_groups_rebuilds_and_stores_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    contest(tmp_path / "clips")
+    (tmp_path / "params.yaml").write_text("data:\n  root: clips\nfeatures:\n  out: store\n")
+    assert runner.invoke(app, ["features", "--input", "mix"]).exit_code == 0
+    plain = FeatureStore.open(tmp_path / "store")
+    assert plain.meta["splits"]["train"]["groups"] is None
+    (tmp_path / "songs.csv").write_text("id,group\n" + "".join(f"{i},song{i // 2}\n" for i in range(6)))
+    (tmp_path / "params.yaml").write_text("data:\n  root: clips\n  groups: songs.csv\nfeatures:\n  out: store\n")
+    result = runner.invoke(app, ["features", "--input", "mix"])
+    assert result.exit_code == 0 and "up to date" not in result.output, result.output
+    grouped = FeatureStore.open(tmp_path / "store")
+    assert grouped.meta["splits"]["train"]["groups"] == ["song0", "song0", "song1", "song1", "song2", "song2"]
+    assert grouped.feature_hash != plain.feature_hash
+    (tmp_path / "songs.csv").write_text("id,group\n0,a\n")
+    bad = runner.invoke(app, ["features", "--input", "mix"])
+    assert bad.exit_code == 1 and "songs.csv: 5 train clip(s) without a group (first: id 1)" in bad.output

@@ -154,3 +154,39 @@ def test_data_fetch_copies_a_local_dataset_path(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("data:\n  source: path\n  path: data\n")
     overlap = runner.invoke(app, ["data", "fetch"])
     assert overlap.exit_code == 1 and "overlap" in overlap.output
+
+
+def test_groups_csv_gives_contest_clips_their_groups(tmp_path):
+    root = contest(tmp_path / "data")
+    groups = tmp_path / "groups.csv"
+    groups.write_text("id,group\n0,songA\n1,songA\n2,songB\n003,songB\n4,songC\n5,songC\n")
+    ds = load_dataset(root, 4, groups)
+    assert [c.group for c in ds.splits["train"]] == ["songA", "songA", "songB", "songB", "songC", "songC"]
+    assert [c.label for c in ds.splits["train"]] == [0, 1, 2, 3, 1, 2] and ds.problems == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id,group\n0,a\n1,a\n2,b\n3,b\n4,c\n", "groups.csv: 1 train clip(s) without a group (first: id 5)"),
+        ("id,group\n0,a\n1,a\n2,b\n3,b\n4,c\n5,c\n9,d\n", "groups.csv line 8: id '9' is not a train clip"),
+        ("id,group\n0,a\n1,a\n2,b\n3,b\n4,c\n5,c\n5,d\n", "groups.csv line 8: duplicate id '5'"),
+        ("id,group\n0,a\n1,\n2,b\n3,b\n4,c\n5,c\n", "groups.csv line 3: empty group for id '1'"),
+    ],
+)
+def test_bad_groups_csv_is_a_problem_naming_the_line(tmp_path, text, expected):
+    root = contest(tmp_path / "data")
+    (tmp_path / "groups.csv").write_text(text)
+    ds = load_dataset(root, 4, tmp_path / "groups.csv")
+    assert ds.problems == [expected]
+    with pytest.raises(KitError, match="run `kit data check"):
+        ds.require_clean()
+
+
+def test_groups_csv_without_columns_or_file_is_refused(tmp_path):
+    root = contest(tmp_path / "data")
+    (tmp_path / "g.csv").write_text("clip,song\n0,a\n")
+    with pytest.raises(KitError, match=r"g.csv line 1: data.groups needs columns id,group; got \['clip', 'song'\]"):
+        load_dataset(root, 4, tmp_path / "g.csv")
+    with pytest.raises(KitError, match="data.groups: .*nope.csv: no such file"):
+        load_dataset(root, 4, tmp_path / "nope.csv")

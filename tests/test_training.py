@@ -130,9 +130,10 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
     assert make_split(labels, SplitParams(seed=1)).id != make_split(labels, SplitParams(seed=2)).id
 
 
-def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema", [[], ["--ema-epochs", "1"]], ids=["plain", "ema"])
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema):
     tiny_store(tmp_path / "data" / "features", n=200)
-    args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_SUMS]
+    args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_SUMS, *ema]
     proc = _kit(*args, cwd=tmp_path)
     state = tmp_path / "artifacts" / "work"
     deadline = time.time() + 120
@@ -217,11 +218,27 @@ def test_keep_last_keeps_the_final_epoch(project):
     assert meta["best_epoch"] == [3] and meta["params"]["keep"] == "last"
 
 
+def test_the_weights_moving_average_is_what_is_validated_and_kept(project):
+    def run(name: str, *extra: str) -> np.ndarray:
+        result = runner.invoke(app, ["train", "cnn4", *FAST, "--name", name, *extra])
+        assert result.exit_code == 0, result.output
+        return np.load(project / "artifacts" / "runs" / name / "val_probs.npy")
+
+    off = run("off")
+    assert np.allclose(run("latest", "--ema-epochs", "0.001"), off, atol=1e-5)  # decay 0: the latest weights
+    slow = run("slow", "--ema-epochs", "1000")  # barely moves from the first step's weights
+    assert not np.allclose(slow, off, atol=1e-2)
+    meta = json.loads((project / "artifacts" / "runs" / "slow" / "run.json").read_text())
+    assert meta["params"]["ema_epochs"] == 1000
+
+
 def test_bad_options_are_one_line_errors(project):
     bad = runner.invoke(app, ["train", "cnn4", "--scheduler", "warp"])
     assert bad.exit_code == 1 and "--scheduler: expected one of onecycle" in bad.output
     zero = runner.invoke(app, ["train", "cnn4", "--epochs", "0"])
     assert zero.exit_code == 1 and "train.epochs and train.batch_size must be ≥ 1" in zero.output
+    ema = runner.invoke(app, ["train", "cnn4", "--ema-epochs", "-1"])
+    assert ema.exit_code == 1 and "train.ema_epochs must be ≥ 0 (0 = off), got -1.0" in ema.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4f"

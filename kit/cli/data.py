@@ -98,7 +98,7 @@ def check(
 
     params = load_params()
     f = params.features
-    ds = load_dataset(path or Path(params.data.root), params.data.num_classes)
+    ds = load_dataset(path or Path(params.data.root), params.data.num_classes, params.data.groups)
     total = sum(len(v) for v in ds.splits.values())
     with progress_bar("decoding", total) as advance:
         report = run_check(ds, sr=f.sr, duration=f.duration, workers=f.workers, progress=advance)

@@ -87,6 +87,9 @@ def render(built) -> None:
         style="dim",
     )
     console.print(table)
+    if r.method != "mean":
+        how = "songs (groups) kept whole" if r.details["grouped"] else "rows shuffled"
+        console.print(f"honest estimate: {r.details['cv_folds']}-fold cross-validation on the validation rows, {how}")
     for run_id, why in built.members.skipped:
         console.print(f"[yellow]skipped {run_id}: {why}[/]", highlight=False)
     console.print(f"[green]✓[/] wrote {built.csv} and {built.csv.with_suffix('.json')}")

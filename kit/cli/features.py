@@ -33,7 +33,7 @@ def features(
 
     params = load_params()
     f = override(params.features, frontend=frontend, on_error=on_error, input=input)
-    ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
+    ds = load_dataset(data or Path(params.data.root), params.data.num_classes, params.data.groups)
     with console.status("hashing inputs…"):
         p = plan(ds, f, Path(out or f.out), Path(stems or params.separate.out))
     if p.up_to_date and not force:

@@ -39,6 +39,9 @@ def train(
     sum_partner: Annotated[Optional[str], typer.Option(help="Sum mixing adds the partner's: clip | vocals.")] = None,
     early_stop: Annotated[Optional[int], typer.Option(help="Patience in epochs; 0 = off.")] = None,
     keep: Annotated[Optional[str], typer.Option(help="Weights to keep: best (validation) or last epoch.")] = None,
+    ema_epochs: Annotated[
+        Optional[float], typer.Option(help="Moving average of the weights over ~this many epochs; 0 = off.")
+    ] = None,
     folds: Annotated[Optional[int], typer.Option(help="Stratified K-fold with K folds (OOF predictions).")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
     grouped: Annotated[Optional[bool], typer.Option("--grouped/--no-grouped", help="Keep groups on one side.")] = None,
@@ -75,6 +78,7 @@ def train(
         balance=balance,
         early_stop=early_stop,
         keep=keep,
+        ema_epochs=ema_epochs,
         device=device,
         features=features,
         runs=runs,

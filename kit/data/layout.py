@@ -9,6 +9,9 @@ Three layouts, any number of classes:
   names (sorted to indices).
 - images: `train/<class>/*.png|jpg` and optional `test/*.png|jpg` (ready-made spectrograms).
 
+Any layout can take its train clips' groups (song, speaker, recording) from a separate CSV,
+`id,group` (`data.groups`), so that grouped splits keep a song on one side.
+
 Reading never stops at the first problem: every structural problem is collected (with the
 file and line) so `kit data check` can list them all; later stages refuse a dataset that has any.
 """
@@ -77,9 +80,16 @@ class Dataset:
             raise KitError(f"{self.root}: {self.problems[0]}{more}; run `kit data check {self.root}`")
 
 
-def load_dataset(path: str | Path, num_classes: int | None = None) -> Dataset:
-    """Detect the layout at `path` and index it. Not a dataset -> KitError."""
-    path = Path(path)
+def load_dataset(path: str | Path, num_classes: int | None = None, groups: str | Path | None = None) -> Dataset:
+    """Detect the layout at `path` and index it; `groups`: an `id,group` CSV for the train clips.
+    Not a dataset -> KitError."""
+    dataset = _detect(Path(path), num_classes)
+    if groups:
+        _apply_groups(dataset, Path(groups))
+    return dataset
+
+
+def _detect(path: Path, num_classes: int | None) -> Dataset:
     if not path.exists():
         raise KitError(f"{path}: no such file or directory (run `kit data demo` or `kit data download`)")
     if path.is_file():
@@ -96,6 +106,41 @@ def load_dataset(path: str | Path, num_classes: int | None = None) -> Dataset:
         f"{path}: no dataset found: expected train_mp3s/ + train_label.txt (contest layout), "
         "manifest.csv (path,label[,group]) or train/<class>/*.png (images)"
     )
+
+
+def _apply_groups(dataset: Dataset, csv_path: Path) -> None:
+    """Give every train clip its group from `csv_path` (`id,group`); problems name the line."""
+    if not csv_path.is_file():
+        raise KitError(f"data.groups: {csv_path}: no such file (an id,group CSV for the train clips)")
+    if any(c.group for c in dataset.splits.get("train", [])):
+        raise KitError(f"data.groups: {csv_path} given, but {dataset.root} already has a group column: use one")
+    name, problems = csv_path.name, dataset.problems
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if "id" not in cols or "group" not in cols:
+            raise KitError(f"{csv_path} line 1: data.groups needs columns id,group; got {cols}")
+        rows = [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
+    train = {c.id: c for c in dataset.splits.get("train", [])}
+    group_of: dict[str, str] = {}
+    listed: set[str] = set()
+    for row, lineno in rows:
+        clip_id = row["id"]
+        if dataset.layout == "contest" and re.fullmatch(r"\d+", clip_id):
+            clip_id = str(int(clip_id))
+        if clip_id not in train:
+            problems.append(f"{name} line {lineno}: id {clip_id!r} is not a train clip")
+        elif clip_id in listed:
+            problems.append(f"{name} line {lineno}: duplicate id {clip_id!r}")
+        elif not row["group"]:
+            problems.append(f"{name} line {lineno}: empty group for id {clip_id!r}")
+        else:
+            group_of[clip_id] = row["group"]
+        listed.add(clip_id)
+    missing = [i for i in train if i not in listed]
+    if missing:
+        problems.append(f"{name}: {len(missing)} train clip(s) without a group (first: id {missing[0]})")
+    dataset.splits["train"] = [Clip(c.id, c.path, c.label, group_of.get(c.id)) for c in train.values()]
 
 
 # --- contest layout ---------------------------------------------------------------------------

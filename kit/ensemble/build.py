@@ -30,6 +30,9 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
     ref = members.runs[0]
     store = _store(ref, train)
     y = store.labels("train")[members.val_index]
+    groups = None
+    if ref.meta["split"].get("grouped"):  # a song-grouped split: the ensemble's CV keeps songs whole too
+        groups = np.asarray(store.meta["splits"]["train"]["groups"], dtype=str)[members.val_index]
     result = combine(
         p.method,
         members.val_probs,
@@ -40,6 +43,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         bagging=p.bagging,
         cv_folds=p.cv_folds,
         seed=0,
+        groups=groups,
     )
     ids = [r.id for r in members.runs]
     name = p.name or f"{p.method}-{len(ids)}runs-{hashlib.sha256(','.join(ids).encode()).hexdigest()[:8]}"

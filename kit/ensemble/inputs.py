@@ -21,6 +21,7 @@ def check_inputs(
     n_init: int,
     bagging: int,
     cv_folds: int,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (M, n_val, K) validation probs, (n_val,) int labels and (M, n_test, K) test probs."""
     if method not in methods:
@@ -46,6 +47,8 @@ def check_inputs(
         raise KitError(f"bagging={bagging}: must be 0 (off) or a number of bags")
     if method != "mean":
         _check_folds(labels, cv_folds)
+        if groups is not None:
+            _check_groups(groups, len(labels), cv_folds)
     return val, labels, test
 
 
@@ -99,4 +102,15 @@ def _check_folds(labels: np.ndarray, cv_folds: int) -> None:
         raise KitError(
             f"class {rare} has {counts[rare]} validation rows, fewer than cv_folds={cv_folds}: "
             "lower cv_folds or use method 'mean'"
+        )
+
+
+def _check_groups(groups: np.ndarray, n: int, cv_folds: int) -> None:
+    if len(groups) != n:
+        raise KitError(f"{len(groups)} groups for {n} validation rows: give one group per row")
+    distinct = len(np.unique(groups))
+    if distinct < cv_folds:
+        raise KitError(
+            f"the validation rows hold {distinct} groups, fewer than cv_folds={cv_folds}: lower cv_folds "
+            "or use method 'mean'"
         )

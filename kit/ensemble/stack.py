@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kit.ensemble.folds import cv_folds_of
 from kit.ensemble.weights import Fitted
 
 CS = (0.01, 0.1, 1.0, 10.0)  # L2 strengths tried by the inner CV
@@ -12,18 +13,21 @@ INNER_FOLDS = 3
 LOG_FLOOR = 1e-6  # log-probabilities are clipped at log(1e-6) so one overconfident zero cannot dominate
 
 
-def fit_stack(P: np.ndarray, y: np.ndarray, seed: int) -> Fitted:
-    """Fit the meta-model on these rows, picking C by stratified inner CV (log-loss) when every class allows it."""
+def fit_stack(P: np.ndarray, y: np.ndarray, seed: int, groups: np.ndarray | None = None) -> Fitted:
+    """Fit the meta-model on these rows, picking C by stratified inner CV (log-loss; groups kept whole
+    when given) when every class allows it."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
     from threadpoolctl import threadpool_limits
 
     k = P.shape[2]
     counts = np.bincount(y)
     inner = min(INNER_FOLDS, int(counts[counts > 0].min()))
+    if groups is not None:
+        inner = min(inner, len(np.unique(groups)))
     model = LogisticRegression(C=FALLBACK_C, max_iter=2000)
     if inner >= 2:
-        cv = StratifiedKFold(inner, shuffle=True, random_state=seed)
+        cv = list(cv_folds_of(y, groups, inner, seed))
         model = GridSearchCV(model, {"C": list(CS)}, scoring="neg_log_loss", cv=cv)
     # the meta-model is small: one BLAS thread is fast, and many thrash when a CPU is shared (10-40x slower)
     with threadpool_limits(1):

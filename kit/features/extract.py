@@ -70,7 +70,9 @@ def plan(dataset: Dataset, params: FeaturesParams, out: Path, stems: Path | None
     fingerprint = dataset_fingerprint(dataset, _workers(params))
     frontend = make_frontend(dataset, params, stems, fingerprint)
     config = {"version": FEATURE_VERSION, "frontend": frontend.describe(), "classes": dataset.classes}
-    feature_hash = digest({"config": config, "data": fingerprint})[:16]
+    groups = [c.group for c in dataset.splits.get("train", [])]
+    hashed = {"config": config, "data": fingerprint, **({"groups": groups} if any(groups) else {})}
+    feature_hash = digest(hashed)[:16]
     config["source"] = {"root": str(dataset.root), "layout": dataset.layout, "fingerprint": digest(fingerprint)}
     return Plan(dataset, params, Path(out), frontend, config, feature_hash)
 

@@ -2,7 +2,7 @@
 
     model = standardise(inputs) -> zoo model
     for each epoch: shuffled (or class-balanced) batches -> augment -> forward -> loss -> step
-                    evaluate on the validation fold -> keep the best epoch -> checkpoint
+                    validate the weights (or their moving average) -> keep the best epoch -> checkpoint
     predict validation and test clips with the best epoch's weights
 
 Everything random comes from one seeded CPU generator saved with the checkpoint, so a resumed
@@ -119,6 +119,8 @@ def fit_fold(
     n_train = len(fold.train_idx)
     steps = steps_per_epoch(n_train, p.batch_size)
     sched = _Schedule(opt, p, steps)
+    ema = _moving_average(model, p.ema_epochs, steps)
+    judged = ema.module if ema else model  # the weights validated, kept and predicted with
     y_train = fold.y[torch.as_tensor(fold.train_idx, device=fold.y.device)]
     counts = torch.bincount(y_train.cpu(), minlength=fold.num_classes).clamp_min(1).float()
     class_w = (counts.sum() / (fold.num_classes * counts)).to(device) if p.balance == "weights" else None
@@ -138,6 +140,8 @@ def fit_fold(
             "score": meta["best_score"],
             "weights": checkpoint.unprefixed("best", tensors),
         }
+        if ema:
+            ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
         gen.set_state(tensors["rng.generator"])
         torch.set_rng_state(tensors["rng.torch"])
         sched.replay(history, p.metric)
@@ -175,11 +179,13 @@ def fit_fold(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema:
+                ema.update_parameters(model)
             sched.batch_end(epoch, i)
             loss_sum += loss.detach()
             if on_batch:
                 on_batch()
-        val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
+        val_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
         record = {
             "epoch": epoch,
             "train_loss": loss_sum.item() / steps,
@@ -193,12 +199,12 @@ def fit_fold(
             best = {
                 "epoch": epoch,
                 "score": record[f"val_{p.metric}"],
-                "weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "weights": {k: v.detach().clone() for k, v in judged.state_dict().items()},
             }
             stale = 0
         else:
             stale += 1
-        _save(work, model, opt, best, history, epoch, gen)
+        _save(work, model, opt, best, history, epoch, gen, ema)
         if on_epoch:
             on_epoch(record)
 
@@ -206,6 +212,7 @@ def fit_fold(
         model.load_state_dict(best["weights"])
         kept = best["epoch"]
     else:  # the last epoch run (its score is in the history)
+        model.load_state_dict(judged.state_dict())
         kept = history[-1]["epoch"]
     val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
     test_probs = None
@@ -297,10 +304,22 @@ class _Schedule:
             self.epoch_end(record[f"val_{metric}"])
 
 
-def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen) -> None:
+def _moving_average(model, ema_epochs: float, steps: int):
+    """An exponential moving average of the weights and BatchNorm buffers, updated every step with
+    a time constant of `ema_epochs` epochs; None when off."""
+    if ema_epochs <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    decay = 1.0 - 1.0 / max(1.0, ema_epochs * steps)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, ema) -> None:
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
         **checkpoint.prefixed("model", model.state_dict()),
+        **(checkpoint.prefixed("ema", ema.state_dict()) if ema else {}),
         **checkpoint.prefixed("best", best["weights"]),
         **opt_tensors,
         "rng.generator": gen.get_state(),

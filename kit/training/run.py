@@ -54,6 +54,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
 
     if p.epochs < 1 or p.batch_size < 1:
         raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
+    if p.ema_epochs < 0:
+        raise KitError(f"train.ema_epochs must be ≥ 0 (0 = off), got {p.ema_epochs}")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")

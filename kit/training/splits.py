@@ -36,7 +36,10 @@ def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -
 
     labels = np.asarray(labels)
     if p.grouped and not groups:
-        raise KitError("train.split.grouped: the feature store has no groups (give a manifest with a group column)")
+        raise KitError(
+            "train.split.grouped: the feature store has no groups (set data.groups to an id,group CSV, "
+            "or give a manifest with a group column, then rerun `kit features`)"
+        )
     counts = np.bincount(labels)
     if p.kind == "kfold":
         if p.folds < 2:
