@@ -198,7 +198,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EnsembleParams:
-    method: Literal["mean", "weighted", "hillclimb", "stack"] = "stack"
+    method: Literal["mean", "weighted", "hillclimb", "stack"] = "mean"
     top: int = 5  # best comparable runs to combine
     metric: Literal["accuracy", "macro_f1", "log_loss"] = "accuracy"  # ranks the candidates
     geometric: bool = False  # geometric instead of arithmetic blending (mean / weighted / hillclimb)

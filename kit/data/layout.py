@@ -115,12 +115,7 @@ def _apply_groups(dataset: Dataset, csv_path: Path) -> None:
     if any(c.group for c in dataset.splits.get("train", [])):
         raise KitError(f"data.groups: {csv_path} given, but {dataset.root} already has a group column: use one")
     name, problems = csv_path.name, dataset.problems
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if "id" not in cols or "group" not in cols:
-            raise KitError(f"{csv_path} line 1: data.groups needs columns id,group; got {cols}")
-        rows = [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
+    rows = _csv_rows(csv_path, ("id", "group"), "data.groups needs columns id,group")
     train = {c.id: c for c in dataset.splits.get("train", [])}
     group_of: dict[str, str] = {}
     listed: set[str] = set()
@@ -141,6 +136,16 @@ def _apply_groups(dataset: Dataset, csv_path: Path) -> None:
     if missing:
         problems.append(f"{name}: {len(missing)} train clip(s) without a group (first: id {missing[0]})")
     dataset.splits["train"] = [Clip(c.id, c.path, c.label, group_of.get(c.id)) for c in train.values()]
+
+
+def _csv_rows(csv_path: Path, required: tuple[str, ...], need: str) -> list[tuple[dict[str, str], int]]:
+    """(stripped row, line number) for every data row; a header without `required` -> KitError(`need`)."""
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if any(c not in cols for c in required):
+            raise KitError(f"{csv_path} line 1: {need}; got {cols}")
+        return [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
 
 
 # --- contest layout ---------------------------------------------------------------------------
@@ -284,12 +289,7 @@ def _manifest(csv_path: Path, num_classes: int | None) -> Dataset:
     root = csv_path.parent
     problems: list[str] = []
     name = csv_path.name
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if "path" not in cols or "label" not in cols:
-            raise KitError(f"{csv_path} line 1: a manifest needs columns path,label[,group][,split][,id]; got {cols}")
-        rows = [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
+    rows = _csv_rows(csv_path, ("path", "label"), "a manifest needs columns path,label[,group][,split][,id]")
     seen_ids: dict[str, int] = {}
     entries: list[tuple[str, str, Path, str, str | None, int]] = []
     for row, lineno in rows:
