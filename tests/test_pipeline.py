@@ -97,7 +97,7 @@ def test_param_changes_rerun_exactly_the_dependent_stages(project):
     assert ran(sh("dvc", "repro", cwd=project)) == {"train@r2", "ensemble"}
     set_params(project, **{"features.logmel.n_mels": 24})
     assert ran(sh("dvc", "repro", cwd=project)) == {"features", "train@r0", "train@r1", "train@r2", "ensemble"}
-    set_params(project, **{"ensemble.method": "mean"})
+    set_params(project, **{"ensemble.method": "stack"})
     assert ran(sh("dvc", "repro", cwd=project)) == {"ensemble"}
     commit(project, "changes")
 
