@@ -242,3 +242,19 @@ def test_groups_must_cover_the_rows_and_outnumber_the_folds(good_and_useless):
         combine("stack", val, y, test, groups=np.array(["a", "b", "c"]))
     with pytest.raises(KitError, match="the validation rows hold 3 groups, fewer than cv_folds=5"):
         combine("weighted", val, y, test, groups=np.arange(400) % 3)
+
+
+def test_stack_with_a_class_in_a_single_group_falls_back_to_a_fixed_c():
+    """Every inner fold that holds that group out cannot score log-loss: no C search, no NaN warnings."""
+    import warnings
+
+    from kit.ensemble.stack import FALLBACK_C, fit_stack
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 27 + [2] * 6)
+    groups = np.array([f"g{i // 3}" for i in range(54)] + ["rare"] * 6)
+    P = rng.dirichlet(np.ones(3), (2, 60))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = fit_stack(P, y, 0, groups)
+    assert fitted.details == {"C": FALLBACK_C} and fitted.predict(P).shape == (60, 3)

@@ -8,7 +8,7 @@ from kit.ensemble.folds import cv_folds_of
 from kit.ensemble.weights import Fitted
 
 CS = (0.01, 0.1, 1.0, 10.0)  # L2 strengths tried by the inner CV
-FALLBACK_C = 1.0  # when some class is too rare for an inner CV
+FALLBACK_C = 1.0  # when some class is too rare (or in too few groups) for an inner CV
 INNER_FOLDS = 3
 LOG_FLOOR = 1e-6  # log-probabilities are clipped at log(1e-6) so one overconfident zero cannot dominate
 
@@ -26,13 +26,16 @@ def fit_stack(P: np.ndarray, y: np.ndarray, seed: int, groups: np.ndarray | None
     if groups is not None:
         inner = min(inner, len(np.unique(groups)))
     model = LogisticRegression(C=FALLBACK_C, max_iter=2000)
-    if inner >= 2:
-        cv = list(cv_folds_of(y, groups, inner, seed))
+    cv = list(cv_folds_of(y, groups, inner, seed)) if inner >= 2 else []
+    present = set(np.unique(y))
+    if cv and all(
+        set(np.unique(y[fit_rows])) == present for fit_rows, _ in cv
+    ):  # a fold missing a class cannot score log-loss
         model = GridSearchCV(model, {"C": list(CS)}, scoring="neg_log_loss", cv=cv)
     # the meta-model is small: one BLAS thread is fast, and many thrash when a CPU is shared (10-40x slower)
     with threadpool_limits(1):
         model.fit(_features(P), y)
-    c = float(model.best_params_["C"]) if inner >= 2 else FALLBACK_C
+    c = float(model.best_params_["C"]) if isinstance(model, GridSearchCV) else FALLBACK_C
 
     def predict(Q: np.ndarray) -> np.ndarray:
         out = np.zeros((Q.shape[1], k))
