@@ -3,8 +3,9 @@
 Anything fitted (weights, selections, a meta-model) is scored only on validation rows it was not fitted
 on: stratified K-fold over the validation rows, fit on k-1 folds, predict the held-out fold, score the
 assembled out-of-fold predictions. When the validation rows come with groups (songs), the folds keep
-each group whole, so a blend is never scored on a song it was fitted on. The final model is then fitted on all validation rows and applied to
-the test probabilities; its in-sample score is reported beside the estimate to show the optimism.
+each group whole, so a blend is never scored on a song it was fitted on. The final model is then
+fitted on all validation rows and applied to the test probabilities; its in-sample score is reported
+beside the estimate to show the optimism.
 """
 
 from __future__ import annotations

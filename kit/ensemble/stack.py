@@ -27,10 +27,8 @@ def fit_stack(P: np.ndarray, y: np.ndarray, seed: int, groups: np.ndarray | None
         inner = min(inner, len(np.unique(groups)))
     model = LogisticRegression(C=FALLBACK_C, max_iter=2000)
     cv = list(cv_folds_of(y, groups, inner, seed)) if inner >= 2 else []
-    present = set(np.unique(y))
-    if cv and all(
-        set(np.unique(y[fit_rows])) == present for fit_rows, _ in cv
-    ):  # a fold missing a class cannot score log-loss
+    # a fold whose fitting rows miss a class cannot score log-loss: then C stays FALLBACK_C
+    if cv and all(len(np.unique(y[fit_rows])) == len(np.unique(y)) for fit_rows, _ in cv):
         model = GridSearchCV(model, {"C": list(CS)}, scoring="neg_log_loss", cv=cv)
     # the meta-model is small: one BLAS thread is fast, and many thrash when a CPU is shared (10-40x slower)
     with threadpool_limits(1):
