@@ -6,7 +6,7 @@
 Same process, same model, same synthetic inputs; each path's second epoch is timed of both shapes the seeds used (1x128x130
 log-mel, 1x299x40 filterbank). The plain loop: float32 TensorDataset + DataLoader(shuffle) +
 AdamW + cross-entropy. kit: `kit.training.loop.fit_fold` for one epoch (float16 feature tensor
-held on the device, SpecAugment on the batch, bf16 autocast + channels_last on CUDA), with a
+held on the device, SpecAugment on the batch, channels_last, bf16 autocast on CUDA), with a
 tiny validation fold so the figure is training throughput. `--compile` adds kit with
 `train.compile: true` (torch.compile). `--procs N` also runs N kit trainings (not compiled) at
 once on the same device, as `dvc queue start -j N` or N `kit train` commands would, and reports

@@ -1,13 +1,15 @@
-"""Sum mixing: two clips' powers added, the label looked up in the table."""
+"""Sum mixing: two clips' powers added, the label looked up in the table. Filter augmentation:
+one random EQ curve per example."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kit.config import AugmentParams
+from kit.config import AugmentParams, TrainParams
 from kit.errors import KitError
-from kit.training.augment import sum_mix, sum_spec
+from kit.training.augment import DB_PER_NEPER, filter_augment, log_unit, sum_mix, sum_spec
+from kit.training.run import train
 
 VOICES = [[0, 1, 2, 3], [1, 3, 3, 3], [2, 3, 3, 3], [3, 3, 3, 3]]  # the contest: voices add up
 
@@ -75,3 +77,24 @@ def test_a_vocals_partner_adds_only_its_vocals_to_every_channel():
     power = (10 ** (out / 10)).view(2, 2)  # a seed where the two clips partner each other
     assert torch.allclose(power, torch.tensor([[4.0 + 2.0, 1.0 + 2.0], [8.0 + 1.0, 2.0 + 1.0]]))
     assert labels.tolist() == [3, 3]
+
+
+@pytest.mark.parametrize("log", ["db", "ln"])
+def test_filter_augment_gives_each_example_one_piecewise_linear_eq_curve_in_db(log):
+    x = torch.zeros(64, 2, 13, 5, dtype=torch.float64)  # power 1 everywhere; 13 bands, 5 frames
+    out = filter_augment(x, 6.0, 4, log_unit(log, "filter_db"), 2, torch.Generator().manual_seed(0))
+    gain_db = out if log == "db" else out * DB_PER_NEPER
+    curve = gain_db[:, 0, :, 0]  # (64, 13)
+    assert torch.equal(gain_db, curve[:, None, :, None].expand_as(gain_db))  # every channel and frame alike
+    assert curve.abs().max() <= 6.0 and curve.abs().max() > 5.0
+    knots = curve[:, ::4]  # knots at bands 0, 4, 8, 12; straight lines between them
+    assert torch.allclose(curve[:, 2], (knots[:, 0] + knots[:, 1]) / 2)
+    assert torch.allclose(curve[:, 9], 0.75 * knots[:, 2] + 0.25 * knots[:, 3])
+    assert not torch.allclose(curve[0], curve[1])  # each example its own curve
+
+
+def test_filter_augment_refuses_images_and_a_curve_without_two_knots():
+    with pytest.raises(KitError, match="train.augment.filter_db: needs log-power features"):
+        log_unit(None, "filter_db")
+    with pytest.raises(KitError, match="train.augment.filter_points must be ≥ 2 .* got 1"):
+        train(TrainParams(augment=AugmentParams(filter_db=6.0, filter_points=1)))

@@ -46,6 +46,21 @@ def test_cnn4f_head_sees_eight_frequency_bands_of_any_input_height():
             assert model(torch.randn(2, 2, height, width)).shape == (2, 4)
 
 
+def test_cnn_blocks_compute_conv_bn_relu_pool_with_old_weights():
+    """The ReLU sits after the pool for speed: same function, same state-dict keys as seed C's order."""
+    model = create_model("cnn4", num_classes=4, in_chans=2).eval()
+    torch.manual_seed(0)
+    for block in model.features:
+        block[1].running_mean.normal_()  # BN shifting values negative: the ReLU has work to do
+    x = torch.randn(2, 2, 64, 64)
+    with torch.no_grad():
+        ref = x
+        for conv, bn, *_ in model.features:
+            ref = torch.nn.functional.max_pool2d(torch.relu(bn(conv(ref))), 2)
+        assert torch.equal(model.features(x), ref)
+    assert {k.split(".")[2] for k in model.state_dict() if k.startswith("features.")} == {"0", "1"}
+
+
 def test_seed_stem_is_3x3_stride1_without_maxpool():
     model = create_model("resnet34", num_classes=4, stem="seed")
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.in_channels == 1

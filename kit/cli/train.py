@@ -37,6 +37,7 @@ def train(
         Optional[float], typer.Option(help="Share of each batch summed with another clip (labels: sum_labels).")
     ] = None,
     sum_partner: Annotated[Optional[str], typer.Option(help="Sum mixing adds the partner's: clip | vocals.")] = None,
+    filter_db: Annotated[Optional[float], typer.Option(help="Random EQ within ± this many dB; 0 = off.")] = None,
     early_stop: Annotated[Optional[int], typer.Option(help="Patience in epochs; 0 = off.")] = None,
     keep: Annotated[Optional[str], typer.Option(help="Weights to keep: best (validation) or last epoch.")] = None,
     ema_epochs: Annotated[
@@ -89,7 +90,12 @@ def train(
         p,
         split=split,
         augment=override(
-            p.augment, mixup_alpha=mixup_alpha, mixup_epochs=mixup_epochs, sum_mix=sum_mix, sum_partner=sum_partner
+            p.augment,
+            mixup_alpha=mixup_alpha,
+            mixup_epochs=mixup_epochs,
+            sum_mix=sum_mix,
+            sum_partner=sum_partner,
+            filter_db=filter_db,
         ),
     )
 

@@ -6,7 +6,8 @@ resumed run draws exactly what an uninterrupted one would.
 SpecAugment masks, time reversal and circular time shifts are vectorised over the batch; mixup
 returns the mixed batch and both label sets with the mixing weight. Sum mixing adds two clips'
 powers and looks the new label up in a table (for labels that count sources: voice + voice =
-several voices, voice + no voice = voice).
+several voices, voice + no voice = voice). Filter augmentation tilts each example's spectrum by
+its own random EQ curve (log power + a piecewise-linear gain over frequency).
 """
 
 from __future__ import annotations
@@ -73,6 +74,25 @@ def mixup(x, y, alpha: float, gen):
 DB_PER_NEPER = 10 / math.log(10)  # 10*log10(P) = DB_PER_NEPER * ln(P)
 
 
+def log_unit(log: str | None, key: str) -> float:
+    """Feature units per neper of power for a store's `log` kind; images have none (`key` is refused)."""
+    if log not in ("db", "ln"):
+        raise KitError(f"train.augment.{key}: needs log-power features (logmel or fbank); set it to 0 for images")
+    return DB_PER_NEPER if log == "db" else 1.0
+
+
+def filter_augment(x, max_db: float, points: int, unit: float, freq_dim: int, gen):
+    """Add to each example (every channel alike) a random EQ curve: `points` gains uniform within
+    ±`max_db`, evenly spaced over the frequency axis, linear in between (FilterAugment, Nam et al.
+    2022). `unit` is feature units per neper, so the gain is in dB whatever the log base."""
+    b, size = x.shape[0], x.shape[freq_dim]
+    knots = (torch.rand((b, 1, points), generator=gen) * 2 - 1) * (max_db * unit / DB_PER_NEPER)
+    curve = torch.nn.functional.interpolate(knots, size=size, mode="linear", align_corners=True)
+    shape = [b] + [1] * (x.dim() - 1)
+    shape[freq_dim] = size
+    return x + curve.to(x.device, x.dtype).view(shape)
+
+
 @dataclass(frozen=True)
 class SumSpec:
     """What sum mixing needs to know about the feature store."""
@@ -86,8 +106,7 @@ def sum_spec(p: AugmentParams, num_classes: int, log: str | None, channels: list
     """Check the sum-mixing params against the store; None when sum mixing is off."""
     if p.sum_mix <= 0:
         return None
-    if log not in ("db", "ln"):
-        raise KitError("train.augment.sum_mix: needs log-power features (logmel or fbank); set it to 0 for images")
+    unit = log_unit(log, "sum_mix")
     table = p.sum_labels
     if len(table) != num_classes or any(len(row) != num_classes for row in table):
         raise KitError(
@@ -105,7 +124,7 @@ def sum_spec(p: AugmentParams, num_classes: int, log: str | None, channels: list
                 f"train.augment.sum_partner: vocals needs a vocals channel; the store has {', '.join(channels)}"
             )
         channel = channels.index("vocals")
-    return SumSpec(torch.tensor(table, dtype=torch.long), DB_PER_NEPER if log == "db" else 1.0, channel)
+    return SumSpec(torch.tensor(table, dtype=torch.long), unit, channel)
 
 
 def sum_mix(x, y, p: AugmentParams, spec: SumSpec, gen):

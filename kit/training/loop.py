@@ -6,8 +6,9 @@
     predict validation and test clips with the best epoch's weights
 
 Everything random comes from one seeded CPU generator saved with the checkpoint, so a resumed
-fold continues exactly as an uninterrupted one would. On CUDA the feature tensors live on the
-device, the forward pass runs under bf16 autocast and the model is channels_last.
+fold continues exactly as an uninterrupted one would. The model and its batches are channels_last
+on every device (oneDNN's fast layout on CPU, tensor cores' on CUDA). On CUDA the feature
+tensors live on the device and the forward pass runs under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Fold:
     x_test: object | None  # (M, C, freq, time) float16 tensor, or None
     num_classes: int
     sum_spec: augment.SumSpec | None = None  # sum mixing, or None when it is off
+    log_unit: float = 0.0  # feature units per neper of power (filter augmentation); 0: not log power
 
 
 @dataclass
@@ -110,9 +112,8 @@ def fit_fold(
         stem=p.stem,
         pretrained=p.pretrained,
     )
-    model = Standardised(net, mean, std).to(device)
+    model = Standardised(net, mean, std).to(device, memory_format=torch.channels_last)
     if cuda:
-        model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     step_model = torch.compile(model) if p.compile else model
     opt = _optimizer(model, p, cuda)
@@ -163,9 +164,7 @@ def fit_fold(
             yb = fold.y[idx].to(device, non_blocking=True)
             if sum_spec:
                 xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, gen)
-            xb = _augment(xb, p, gen)
-            if cuda:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = _augment(xb, p, fold.log_unit, gen).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 if mix:
                     xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, gen)
@@ -231,15 +230,15 @@ def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
         for start in range(0, len(idx), batch_size):
             sel = torch.as_tensor(idx[start : start + batch_size], device=x.device)
-            xb = x[sel].to(device).float()
-            if cuda:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = x[sel].to(device).float().contiguous(memory_format=torch.channels_last)
             out.append(torch.softmax(model(xb).float(), dim=1).cpu())
     return torch.cat(out).numpy()
 
 
-def _augment(xb, p: TrainParams, gen):
+def _augment(xb, p: TrainParams, log_unit: float, gen):
     a = p.augment
+    if a.filter_db > 0:
+        xb = augment.filter_augment(xb, a.filter_db, a.filter_points, log_unit, FREQ_DIM, gen)
     if a.freq_masks or a.time_masks:
         xb = augment.spec_augment(xb, a, TIME_DIM, FREQ_DIM, gen)
     if a.time_reverse > 0:

@@ -95,7 +95,7 @@ def _load(path: Path, meta: dict, in_chans: int, device: torch.device):
     state = load_file(path)
     model = Standardised(net, state["mean"], state["std"])
     model.load_state_dict(state)
-    return model.to(device)
+    return model.to(device, memory_format=torch.channels_last)
 
 
 def _tta(model, x, idx: np.ndarray, shifts: int, device, meta: dict) -> np.ndarray:

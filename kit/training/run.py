@@ -54,14 +54,16 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
 
     if p.epochs < 1 or p.batch_size < 1:
         raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
+    if p.augment.filter_db > 0 and p.augment.filter_points < 2:
+        raise KitError(f"train.augment.filter_points must be ≥ 2 (a curve's two ends), got {p.augment.filter_points}")
     if p.ema_epochs < 0:
         raise KitError(f"train.ema_epochs must be ≥ 0 (0 = off), got {p.ema_epochs}")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
-    sums = augment.sum_spec(
-        p.augment, store.meta["num_classes"], store.meta["frontend"].get("log"), store.meta.get("channels", [])
-    )
+    log = store.meta["frontend"].get("log")
+    sums = augment.sum_spec(p.augment, store.meta["num_classes"], log, store.meta.get("channels", []))
+    eq_unit = augment.log_unit(log, "filter_db") if p.augment.filter_db > 0 else 0.0
     split = make_split(labels, p.split, groups)
     params = dataclasses.asdict(p)
     key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
@@ -102,6 +104,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 x_test,
                 store.meta["num_classes"],
                 sums,
+                eq_unit,
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
