@@ -160,7 +160,7 @@ class AugmentParams:
     sum_gain_db: float = 6.0  # the partner's level: uniform within ± this many dB
     sum_partner: Literal["clip", "vocals"] = "clip"  # what the partner adds: its whole clip, or its vocals
     sum_labels: list[list[int]] = field(default_factory=lambda: [list(row) for row in VOICES_ADD_UP])
-    filter_db: float = 0.0  # random EQ (FilterAugment): a piecewise-linear gain curve within ± this many dB; 0 = off
+    filter_db: float = 6.0  # random EQ (FilterAugment): a piecewise-linear gain curve within ± this many dB; 0 = off
     filter_points: int = 4  # the curve's knots, evenly spread from the lowest to the highest band
 
 

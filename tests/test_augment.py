@@ -61,8 +61,8 @@ def test_off_by_default_and_bad_tables_name_their_key():
         sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[[0, 1], [1, 1]]), 4, "db", ["mix"])
     with pytest.raises(KitError, match=r"train.augment.sum_labels\[1\]\[2\]: 7 is not a class \(0..3\)"):
         sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[VOICES[0], [1, 3, 7, 3], *VOICES[2:]]), 4, "db", ["mix"])
-    with pytest.raises(KitError, match="needs log-power features"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES), 4, None, ["mix"])
+    with pytest.raises(KitError, match="train.augment.sum_mix: need log-power features"):
+        sum_spec(AugmentParams(sum_mix=0.5, filter_db=0.0, sum_labels=VOICES), 4, None, ["mix"])
     with pytest.raises(KitError, match="sum_partner: vocals needs a vocals channel; the store has mix"):
         sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES, sum_partner="vocals"), 4, "db", ["mix"])
 
@@ -82,7 +82,7 @@ def test_a_vocals_partner_adds_only_its_vocals_to_every_channel():
 @pytest.mark.parametrize("log", ["db", "ln"])
 def test_filter_augment_gives_each_example_one_piecewise_linear_eq_curve_in_db(log):
     x = torch.zeros(64, 2, 13, 5, dtype=torch.float64)  # power 1 everywhere; 13 bands, 5 frames
-    out = filter_augment(x, 6.0, 4, log_unit(log, "filter_db"), 2, torch.Generator().manual_seed(0))
+    out = filter_augment(x, 6.0, 4, log_unit(AugmentParams(), log), 2, torch.Generator().manual_seed(0))
     gain_db = out if log == "db" else out * DB_PER_NEPER
     curve = gain_db[:, 0, :, 0]  # (64, 13)
     assert torch.equal(gain_db, curve[:, None, :, None].expand_as(gain_db))  # every channel and frame alike
@@ -93,8 +93,11 @@ def test_filter_augment_gives_each_example_one_piecewise_linear_eq_curve_in_db(l
     assert not torch.allclose(curve[0], curve[1])  # each example its own curve
 
 
-def test_filter_augment_refuses_images_and_a_curve_without_two_knots():
-    with pytest.raises(KitError, match="train.augment.filter_db: needs log-power features"):
-        log_unit(None, "filter_db")
+def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs_two_knots():
+    with pytest.raises(KitError, match="train.augment.filter_db: need log-power features"):
+        log_unit(AugmentParams(sum_mix=0.0), None)
+    with pytest.raises(KitError, match="train.augment.sum_mix and filter_db: need log-power features"):
+        log_unit(AugmentParams(), None)  # the defaults: both on
+    assert log_unit(AugmentParams(sum_mix=0.0, filter_db=0.0), None) == 0.0
     with pytest.raises(KitError, match="train.augment.filter_points must be ≥ 2 .* got 1"):
         train(TrainParams(augment=AugmentParams(filter_db=6.0, filter_points=1)))

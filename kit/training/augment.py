@@ -74,11 +74,20 @@ def mixup(x, y, alpha: float, gen):
 DB_PER_NEPER = 10 / math.log(10)  # 10*log10(P) = DB_PER_NEPER * ln(P)
 
 
-def log_unit(log: str | None, key: str) -> float:
-    """Feature units per neper of power for a store's `log` kind; images have none (`key` is refused)."""
-    if log not in ("db", "ln"):
-        raise KitError(f"train.augment.{key}: needs log-power features (logmel or fbank); set it to 0 for images")
-    return DB_PER_NEPER if log == "db" else 1.0
+def log_unit(p: AugmentParams, log: str | None) -> float:
+    """Feature units per neper of power for a store's `log` kind (dB: 4.34, natural log: 1).
+
+    Sum mixing and filter augmentation work on log powers: on other features (images) they must
+    be off, and the error names every one that is on.
+    """
+    if log in ("db", "ln"):
+        return DB_PER_NEPER if log == "db" else 1.0
+    on = [k for k in ("sum_mix", "filter_db") if getattr(p, k) > 0]
+    if on:
+        raise KitError(
+            f"train.augment.{' and '.join(on)}: need log-power features (logmel or fbank); set to 0 for images"
+        )
+    return 0.0
 
 
 def filter_augment(x, max_db: float, points: int, unit: float, freq_dim: int, gen):
@@ -104,9 +113,9 @@ class SumSpec:
 
 def sum_spec(p: AugmentParams, num_classes: int, log: str | None, channels: list[str]) -> SumSpec | None:
     """Check the sum-mixing params against the store; None when sum mixing is off."""
+    unit = log_unit(p, log)
     if p.sum_mix <= 0:
         return None
-    unit = log_unit(log, "sum_mix")
     table = p.sum_labels
     if len(table) != num_classes or any(len(row) != num_classes for row in table):
         raise KitError(

@@ -63,7 +63,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     groups = store.meta["splits"]["train"].get("groups")
     log = store.meta["frontend"].get("log")
     sums = augment.sum_spec(p.augment, store.meta["num_classes"], log, store.meta.get("channels", []))
-    eq_unit = augment.log_unit(log, "filter_db") if p.augment.filter_db > 0 else 0.0
+    unit = augment.log_unit(p.augment, log)
     split = make_split(labels, p.split, groups)
     params = dataclasses.asdict(p)
     key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
@@ -104,7 +104,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 x_test,
                 store.meta["num_classes"],
                 sums,
-                eq_unit,
+                unit,
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
