@@ -193,7 +193,7 @@ class TrainParams:
     ema_epochs: float = 0.0  # validate / keep a moving average of the weights over ~this many epochs; 0 = off
     eval_batch_size: int = 256
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
-    compile: bool = False  # torch.compile the model (CUDA)
+    compile: bool = False  # torch.compile the model; on CUDA its steps replay as CUDA graphs (~3x eager)
     split: SplitParams = field(default_factory=SplitParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
 

@@ -8,7 +8,7 @@ import torch
 
 from kit.config import AugmentParams, TrainParams
 from kit.errors import KitError
-from kit.training.augment import DB_PER_NEPER, filter_augment, log_unit, sum_mix, sum_spec
+from kit.training.augment import DB_PER_NEPER, filter_augment, log_unit, mixup, sum_mix, sum_spec, time_reverse
 from kit.training.run import train
 
 VOICES = [[0, 1, 2, 3], [1, 3, 3, 3], [2, 3, 3, 3], [3, 3, 3, 3]]  # the contest: voices add up
@@ -101,3 +101,15 @@ def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs
     assert log_unit(AugmentParams(sum_mix=0.0, filter_db=0.0), None) == 0.0
     with pytest.raises(KitError, match="train.augment.filter_points must be ≥ 2 .* got 1"):
         train(TrainParams(augment=AugmentParams(filter_db=6.0, filter_points=1)))
+
+
+def test_time_reverse_flips_the_chosen_examples_only_and_mixup_keeps_the_larger_share():
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).view(2, 1, 3, 5)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(time_reverse(x, 1.0, 3, gen), x.flip(3))
+    assert torch.equal(time_reverse(x, 0.0, 3, gen), x)
+    y = torch.tensor([0, 1])
+    mixed, ya, yb, lam = mixup(x, y, 0.3, gen)
+    assert lam.dim() == 0 and 0.5 <= lam.item() <= 1.0
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[[1, 0] if yb[0] == 1 else [0, 1]])
+    assert torch.equal(ya, y)

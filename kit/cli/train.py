@@ -47,6 +47,12 @@ def train(
     holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
     grouped: Annotated[Optional[bool], typer.Option("--grouped/--no-grouped", help="Keep groups on one side.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
+    compile: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--compile/--no-compile", help="torch.compile the model (on CUDA: steps replayed as CUDA graphs)."
+        ),
+    ] = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature store (params: train.features).")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Runs folder (params: train.runs).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
@@ -81,6 +87,7 @@ def train(
         keep=keep,
         ema_epochs=ema_epochs,
         device=device,
+        compile=compile,
         features=features,
         runs=runs,
     )

@@ -1,7 +1,8 @@
 """Augmentation on batches of feature tensors (B, C, *, *), on whatever device they live.
 
-Random numbers come from one CPU `torch.Generator` (saved with every checkpoint), so a
-resumed run draws exactly what an uninterrupted one would.
+Random numbers come from a seeded `torch.Generator` (saved with every checkpoint), so a
+resumed run draws exactly what an uninterrupted one would. They are drawn on the generator's
+device: with a CUDA generator and batches on the GPU, augmenting never waits for the GPU.
 
 SpecAugment masks, time reversal and circular time shifts are vectorised over the batch; mixup
 returns the mixed batch and both label sets with the mixing weight. Sum mixing adds two clips'
@@ -32,8 +33,8 @@ def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
         if count <= 0 or width <= 0:
             continue
         pos = torch.arange(size, device=x.device)
-        w = torch.randint(0, width + 1, (b, count, 1), generator=gen).to(x.device)
-        start = (torch.rand((b, count, 1), generator=gen).to(x.device) * (size - w + 1)).long()
+        w = torch.randint(0, width + 1, (b, count, 1), generator=gen, device=gen.device).to(x.device)
+        start = (_rand((b, count, 1), gen, x) * (size - w + 1)).long()
         masked = ((pos >= start) & (pos < start + w)).any(dim=1)  # (b, size)
         shape = [b] + [1] * (x.dim() - 1)
         shape[dim] = size
@@ -42,12 +43,8 @@ def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
 
 
 def time_reverse(x, prob: float, time_dim: int, gen):
-    flip = (torch.rand(x.shape[0], generator=gen) < prob).to(x.device)
-    if not flip.any():
-        return x
-    x = x.clone()
-    x[flip] = x[flip].flip(time_dim)
-    return x
+    flip = _rand(x.shape[0], gen, x) < prob
+    return torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(time_dim), x)
 
 
 def time_shift(x, max_fraction: float, time_dim: int, gen):
@@ -56,7 +53,7 @@ def time_shift(x, max_fraction: float, time_dim: int, gen):
     limit = int(max_fraction * size)
     if limit <= 0:
         return x
-    shifts = torch.randint(-limit, limit + 1, (x.shape[0],), generator=gen).to(x.device)
+    shifts = torch.randint(-limit, limit + 1, (x.shape[0],), generator=gen, device=gen.device).to(x.device)
     idx = (torch.arange(size, device=x.device)[None, :] - shifts[:, None]) % size  # (b, size)
     shape = [x.shape[0]] + [1] * (x.dim() - 1)
     shape[time_dim] = size
@@ -64,10 +61,13 @@ def time_shift(x, max_fraction: float, time_dim: int, gen):
 
 
 def mixup(x, y, alpha: float, gen):
-    """(mixed x, y, y of the partners, lam): loss = lam * CE(y) + (1 - lam) * CE(y_partner)."""
-    g1, g2 = torch._standard_gamma(torch.full((2,), float(alpha)), generator=gen).tolist()
-    lam = max(g1 / (g1 + g2), g2 / (g1 + g2))  # Beta(alpha, alpha); the original example dominates
-    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    """(mixed x, y, y of the partners, lam): loss = lam * CE(y) + (1 - lam) * CE(y_partner).
+
+    lam is a 0-d tensor on x's device (Beta(alpha, alpha), the larger of the pair: the original
+    example dominates)."""
+    g = torch._standard_gamma(torch.full((2,), float(alpha), device=gen.device), generator=gen)
+    lam = (g.max() / g.sum()).to(x.device)
+    perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 
@@ -95,11 +95,11 @@ def filter_augment(x, max_db: float, points: int, unit: float, freq_dim: int, ge
     ±`max_db`, evenly spaced over the frequency axis, linear in between (FilterAugment, Nam et al.
     2022). `unit` is feature units per neper, so the gain is in dB whatever the log base."""
     b, size = x.shape[0], x.shape[freq_dim]
-    knots = (torch.rand((b, 1, points), generator=gen) * 2 - 1) * (max_db * unit / DB_PER_NEPER)
+    knots = (_rand((b, 1, points), gen, x) * 2 - 1) * (max_db * unit / DB_PER_NEPER)
     curve = torch.nn.functional.interpolate(knots, size=size, mode="linear", align_corners=True)
     shape = [b] + [1] * (x.dim() - 1)
     shape[freq_dim] = size
-    return x + curve.to(x.device, x.dtype).view(shape)
+    return x + curve.to(x.dtype).view(shape)
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,17 @@ def sum_mix(x, y, p: AugmentParams, spec: SumSpec, gen):
     label of a sum is `table[y, y_partner]`. An example never partners itself.
     """
     b, shape = x.shape[0], (-1, *[1] * (x.dim() - 1))
-    perm = torch.randperm(b, generator=gen)
-    pick = (torch.rand(b, generator=gen) < p.sum_mix) & (perm != torch.arange(b))
-    gain_db = (torch.rand(b, generator=gen) * 2 - 1) * p.sum_gain_db
-    pick, perm, gain_db = pick.to(x.device), perm.to(x.device), gain_db.to(x.device)
+    perm = torch.randperm(b, generator=gen, device=gen.device).to(x.device)
+    pick = (_rand(b, gen, x) < p.sum_mix) & (perm != torch.arange(b, device=x.device))
+    gain_db = (_rand(b, gen, x) * 2 - 1) * p.sum_gain_db
     partner = x[perm]
     if spec.partner_channel is not None:
         partner = partner[:, spec.partner_channel : spec.partner_channel + 1].expand_as(x)
     partner = partner + (gain_db * spec.unit / DB_PER_NEPER).view(shape)
     summed = torch.logaddexp(x / spec.unit, partner / spec.unit) * spec.unit
     return torch.where(pick.view(shape), summed, x), torch.where(pick, spec.table[y, y[perm]], y)
+
+
+def _rand(shape, gen, x):
+    """Uniform [0, 1) numbers drawn on the generator's device, placed on x's."""
+    return torch.rand(shape, generator=gen, device=gen.device).to(x.device)

@@ -46,6 +46,21 @@ def flatten_optimizer(state: dict) -> tuple[dict[str, Any], dict]:
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
+def load_optimizer(opt, tensors: dict[str, Any], rest: dict) -> None:
+    """Restore an optimizer from `flatten_optimizer`'s parts, each per-parameter tensor laid out
+    like its parameter (stored tensors are contiguous; fused CUDA optimizers refuse state whose
+    layout differs from a channels_last weight's)."""
+    import torch
+
+    opt.load_state_dict(unflatten_optimizer(tensors, rest))
+    for group in opt.param_groups:
+        for param in group["params"]:
+            state = opt.state.get(param, {})
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def unflatten_optimizer(tensors: dict[str, Any], rest: dict) -> dict:
     state: dict[int, dict] = {}
     for key, value in tensors.items():

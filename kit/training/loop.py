@@ -5,10 +5,12 @@
                     validate the weights (or their moving average) -> keep the best epoch -> checkpoint
     predict validation and test clips with the best epoch's weights
 
-Everything random comes from one seeded CPU generator saved with the checkpoint, so a resumed
-fold continues exactly as an uninterrupted one would. The model and its batches are channels_last
-on every device (oneDNN's fast layout on CPU, tensor cores' on CUDA). On CUDA the feature
-tensors live on the device and the forward pass runs under bf16 autocast.
+Everything random comes from seeded generators saved with the checkpoint, so a resumed fold
+continues exactly as an uninterrupted one would: a CPU one shuffles, and augmentation draws from
+one on the batches' device. The model and its batches are channels_last on every device (oneDNN's
+fast layout on CPU, tensor cores' on CUDA). On CUDA the feature tensors live on the device, the
+forward pass runs under bf16 autocast, nothing in a training step waits for the GPU, and
+`train.compile` replays each step's forward and backward as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ def fit_fold(
 
     cuda = device.type == "cuda"
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # batch order
+    aug_gen = torch.Generator(device).manual_seed(seed) if cuda else gen  # augmentation, on the batches' device
     mean, std = input_stats(fold.x, fold.train_idx, p.normalize, FREQ_DIM)
     net = create_model(
         arch,
@@ -115,7 +118,7 @@ def fit_fold(
     model = Standardised(net, mean, std).to(device, memory_format=torch.channels_last)
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
-    step_model = torch.compile(model) if p.compile else model
+    step_model = torch.compile(model, mode="reduce-overhead" if cuda else "default") if p.compile else model
     opt = _optimizer(model, p, cuda)
     n_train = len(fold.train_idx)
     steps = steps_per_epoch(n_train, p.batch_size)
@@ -134,7 +137,7 @@ def fit_fold(
     if saved is not None:  # resume: replay what is on disk
         tensors, meta = saved
         model.load_state_dict(checkpoint.unprefixed("model", tensors))
-        opt.load_state_dict(checkpoint.unflatten_optimizer(tensors, meta["optimizer"]))
+        checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
         history, start = meta["history"], meta["epoch"] + 1
         best = {
             "epoch": meta["best_epoch"],
@@ -144,6 +147,8 @@ def fit_fold(
         if ema:
             ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
         gen.set_state(tensors["rng.generator"])
+        if cuda and "rng.augment" in tensors:
+            aug_gen.set_state(tensors["rng.augment"])
         torch.set_rng_state(tensors["rng.torch"])
         sched.replay(history, p.metric)
 
@@ -153,27 +158,26 @@ def fit_fold(
             break
         started = time.perf_counter()
         model.train()
-        order = _order(y_train, p.balance, gen, n_train)
+        order = torch.as_tensor(fold.train_idx[_order(y_train, p.balance, gen, n_train)], device=fold.x.device)
         mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
         loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
         for i in range(steps):
-            idx = torch.as_tensor(
-                fold.train_idx[order[i * p.batch_size : (i + 1) * p.batch_size]], device=fold.x.device
-            )
+            idx = order[i * p.batch_size : (i + 1) * p.batch_size]
             xb = fold.x[idx].to(device, non_blocking=True).float()
             yb = fold.y[idx].to(device, non_blocking=True)
             if sum_spec:
-                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, gen)
-            xb = _augment(xb, p, fold.log_unit, gen).contiguous(memory_format=torch.channels_last)
+                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, aug_gen)
+            xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
+            net = step_model if len(idx) == p.batch_size else model  # a short last batch: not compiled again
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 if mix:
-                    xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, gen)
-                    logits = step_model(xb).float()
+                    xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
+                    logits = net(xb).float()
                     loss = lam * F.cross_entropy(logits, ya, class_w, label_smoothing=p.label_smoothing) + (
                         1 - lam
                     ) * F.cross_entropy(logits, yb2, class_w, label_smoothing=p.label_smoothing)
                 else:
-                    logits = step_model(xb).float()
+                    logits = net(xb).float()
                     loss = F.cross_entropy(logits, yb, class_w, label_smoothing=p.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -203,7 +207,7 @@ def fit_fold(
             stale = 0
         else:
             stale += 1
-        _save(work, model, opt, best, history, epoch, gen, ema)
+        _save(work, model, opt, best, history, epoch, gen, aug_gen, ema)
         if on_epoch:
             on_epoch(record)
 
@@ -314,7 +318,7 @@ def _moving_average(model, ema_epochs: float, steps: int):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, ema) -> None:
+def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, aug_gen, ema) -> None:
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
         **checkpoint.prefixed("model", model.state_dict()),
@@ -323,6 +327,7 @@ def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, g
         **opt_tensors,
         "rng.generator": gen.get_state(),
         "rng.torch": torch.get_rng_state(),
+        **({"rng.augment": aug_gen.get_state()} if aug_gen is not gen else {}),
     }
     meta = {
         "epoch": epoch,
