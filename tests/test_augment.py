@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kit.config import AugmentParams, TrainParams
+from kit.config import AugmentParams
 from kit.errors import KitError
 from kit.training.augment import DB_PER_NEPER, filter_augment, log_unit, mixup, sum_mix, sum_spec, time_reverse
-from kit.training.run import train
 
 VOICES = [[0, 1, 2, 3], [1, 3, 3, 3], [2, 3, 3, 3], [3, 3, 3, 3]]  # the contest: voices add up
 
@@ -25,7 +24,7 @@ def test_sums_add_powers_and_take_their_label_from_the_table(log):
     powers = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
     y = torch.tensor([0, 1, 2, 1, 0, 3])
     p = AugmentParams(sum_mix=1.0, sum_gain_db=0.0, sum_labels=VOICES)
-    spec = sum_spec(p, 4, log, ["mix", "vocals"])
+    spec = sum_spec(p, 4, log_unit(p, log), ["mix", "vocals"])
     x = _clips(powers, log)
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
@@ -47,7 +46,7 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
     p = AugmentParams(sum_mix=0.25, sum_gain_db=6.0, sum_labels=VOICES)
     x = _clips([1.0] * 400, "db")
     y = torch.zeros(400, dtype=torch.long)
-    out, _ = sum_mix(x, y, p, sum_spec(p, 4, "db", ["mix"]), torch.Generator().manual_seed(1))
+    out, _ = sum_mix(x, y, p, sum_spec(p, 4, DB_PER_NEPER, ["mix"]), torch.Generator().manual_seed(1))
     changed = (out != x).flatten(1).any(1)
     assert 0.18 < changed.float().mean() < 0.32
     partner = 10 ** (out[changed, 0, 0, 0] / 10) - 1.0  # the summed clip's power minus its own
@@ -56,20 +55,22 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
 
 
 def test_off_by_default_and_bad_tables_name_their_key():
-    assert sum_spec(AugmentParams(sum_mix=0.0), 4, "db", ["mix"]) is None
+    assert sum_spec(AugmentParams(sum_mix=0.0), 4, DB_PER_NEPER, ["mix"]) is None
     with pytest.raises(KitError, match=r"train.augment.sum_labels: needs a 4 x 4 table"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[[0, 1], [1, 1]]), 4, "db", ["mix"])
+        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[[0, 1], [1, 1]]), 4, DB_PER_NEPER, ["mix"])
     with pytest.raises(KitError, match=r"train.augment.sum_labels\[1\]\[2\]: 7 is not a class \(0..3\)"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[VOICES[0], [1, 3, 7, 3], *VOICES[2:]]), 4, "db", ["mix"])
+        sum_spec(
+            AugmentParams(sum_mix=0.5, sum_labels=[VOICES[0], [1, 3, 7, 3], *VOICES[2:]]), 4, DB_PER_NEPER, ["mix"]
+        )
     with pytest.raises(KitError, match="train.augment.sum_mix: need log-power features"):
-        sum_spec(AugmentParams(sum_mix=0.5, filter_db=0.0, sum_labels=VOICES), 4, None, ["mix"])
+        log_unit(AugmentParams(sum_mix=0.5, filter_db=0.0, sum_labels=VOICES), None)
     with pytest.raises(KitError, match="sum_partner: vocals needs a vocals channel; the store has mix"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES, sum_partner="vocals"), 4, "db", ["mix"])
+        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES, sum_partner="vocals"), 4, DB_PER_NEPER, ["mix"])
 
 
 def test_a_vocals_partner_adds_only_its_vocals_to_every_channel():
     p = AugmentParams(sum_mix=1.0, sum_gain_db=0.0, sum_labels=VOICES, sum_partner="vocals")
-    spec = sum_spec(p, 4, "db", ["mix", "vocals"])
+    spec = sum_spec(p, 4, DB_PER_NEPER, ["mix", "vocals"])
     mix, vocals = torch.tensor([4.0, 8.0]), torch.tensor([1.0, 2.0])  # powers of two clips
     x = 10 * torch.log10(torch.stack([mix, vocals], 1)).view(2, 2, 1, 1)
     seed = next(s for s in range(20) if torch.randperm(2, generator=torch.Generator().manual_seed(s))[0] == 1)
@@ -100,7 +101,7 @@ def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs
         log_unit(AugmentParams(), None)  # the defaults: both on
     assert log_unit(AugmentParams(sum_mix=0.0, filter_db=0.0), None) == 0.0
     with pytest.raises(KitError, match="train.augment.filter_points must be ≥ 2 .* got 1"):
-        train(TrainParams(augment=AugmentParams(filter_db=6.0, filter_points=1)))
+        log_unit(AugmentParams(filter_db=6.0, filter_points=1), "db")
 
 
 def test_time_reverse_flips_the_chosen_examples_only_and_mixup_keeps_the_larger_share():

@@ -75,11 +75,14 @@ DB_PER_NEPER = 10 / math.log(10)  # 10*log10(P) = DB_PER_NEPER * ln(P)
 
 
 def log_unit(p: AugmentParams, log: str | None) -> float:
-    """Feature units per neper of power for a store's `log` kind (dB: 4.34, natural log: 1).
+    """Feature units per neper of power for a store's `log` kind (dB: 4.34, natural log: 1; 0: not
+    log power), once the log-power augmentations' params are checked against it.
 
     Sum mixing and filter augmentation work on log powers: on other features (images) they must
-    be off, and the error names every one that is on.
+    be off, and the error names every one that is on. A filter curve needs two knots at least.
     """
+    if p.filter_db > 0 and p.filter_points < 2:
+        raise KitError(f"train.augment.filter_points must be ≥ 2 (a curve's two ends), got {p.filter_points}")
     if log in ("db", "ln"):
         return DB_PER_NEPER if log == "db" else 1.0
     on = [k for k in ("sum_mix", "filter_db") if getattr(p, k) > 0]
@@ -111,9 +114,8 @@ class SumSpec:
     partner_channel: int | None  # the partner's channel added to every channel; None: channel to channel
 
 
-def sum_spec(p: AugmentParams, num_classes: int, log: str | None, channels: list[str]) -> SumSpec | None:
-    """Check the sum-mixing params against the store; None when sum mixing is off."""
-    unit = log_unit(p, log)
+def sum_spec(p: AugmentParams, num_classes: int, unit: float, channels: list[str]) -> SumSpec | None:
+    """Check the sum-mixing params against the store (`unit` from `log_unit`); None when sum mixing is off."""
     if p.sum_mix <= 0:
         return None
     table = p.sum_labels

@@ -54,16 +54,13 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
 
     if p.epochs < 1 or p.batch_size < 1:
         raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
-    if p.augment.filter_db > 0 and p.augment.filter_points < 2:
-        raise KitError(f"train.augment.filter_points must be ≥ 2 (a curve's two ends), got {p.augment.filter_points}")
     if p.ema_epochs < 0:
         raise KitError(f"train.ema_epochs must be ≥ 0 (0 = off), got {p.ema_epochs}")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
-    log = store.meta["frontend"].get("log")
-    sums = augment.sum_spec(p.augment, store.meta["num_classes"], log, store.meta.get("channels", []))
-    unit = augment.log_unit(p.augment, log)
+    unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
+    sums = augment.sum_spec(p.augment, store.meta["num_classes"], unit, store.meta.get("channels", []))
     split = make_split(labels, p.split, groups)
     params = dataclasses.asdict(p)
     key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
