@@ -11,7 +11,8 @@ autocast on CUDA), with a tiny validation fold so the figure is training through
 adds kit with `train.compile: true` (torch.compile; CUDA graphs on CUDA). `--procs N` also runs N
 kit trainings (compiled with --compile) at once on the same device, as `dvc queue start -j N` or N
 `kit train` commands would: all warm up, wait for each other, then train two epochs each, and the
-samples they trained over that common window give the summed rate. Each figure is printed as soon
+samples they trained over that common window give the summed rate (the window also holds their
+validation and checkpoint writes, so it errs low). Each figure is printed as soon
 as it is measured. The seed-A recipe (20 ResNet34 x 20 epochs x 11,886 clips of 299x40) is
 extrapolated from kit's best measured fbank rate, plus each run's start-up (epoch 1 minus a warm
 epoch: compilation, cuDNN autotuning) spread over the concurrent runs.
@@ -85,6 +86,7 @@ def kit_path(
     return len(train_idx) / last, max(0.0, first - last)
 
 
+TIMED_EPOCHS = 2  # --procs workers: epochs timed after the first
 _BARRIER = None  # set in each --procs worker
 
 
@@ -95,7 +97,7 @@ def _init_worker(barrier) -> None:
 
 def _worker(args) -> tuple[float, float, int, float]:
     """One of --procs concurrent trainings (a fresh process each): after its first epoch it waits
-    for the others, then times epochs 2 and 3. (start, end, samples in between, start-up s)"""
+    for the others, then times the next TIMED_EPOCHS. (start, end, samples in between, start-up s)"""
     arch, shape, samples, batch_size, device_name, work, compile = args
     import torch
 
@@ -110,8 +112,9 @@ def _worker(args) -> tuple[float, float, int, float]:
             _BARRIER.wait()  # every training is compiled and warm: all time the same window
         clock.append(time.monotonic())  # system-wide, comparable across processes
 
-    _, startup = kit_path(arch, x, y, batch_size, device, Path(work), compile, epochs=3, on_epoch=on_epoch)
-    return clock[0], clock[-1], 2 * (samples - 8), startup
+    epochs = 1 + TIMED_EPOCHS
+    _, startup = kit_path(arch, x, y, batch_size, device, Path(work), compile, epochs=epochs, on_epoch=on_epoch)
+    return clock[0], clock[-1], TIMED_EPOCHS * (samples - 8), startup  # kit_path validates on 8
 
 
 def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int, device, tmp: str, compile: bool):
@@ -121,7 +124,7 @@ def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int,
 
     ctx = mp.get_context("spawn")
     jobs = [(arch, shape, samples, batch_size, str(device), f"{tmp}/p{i}", compile) for i in range(procs)]
-    with ctx.Pool(procs, initializer=_init_worker, initargs=(ctx.Barrier(procs),)) as pool:
+    with ctx.Pool(procs, initializer=_init_worker, initargs=(ctx.Barrier(procs, timeout=900),)) as pool:
         results = pool.map(_worker, jobs)
     window = max(end for _, end, _, _ in results) - min(start for start, _, _, _ in results)
     return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results)

@@ -63,9 +63,9 @@ def time_shift(x, max_fraction: float, time_dim: int, gen):
 def mixup(x, y, alpha: float, gen):
     """(mixed x, y, y of the partners, lam): loss = lam * CE(y) + (1 - lam) * CE(y_partner).
 
-    lam is a 0-d tensor on x's device (Beta(alpha, alpha), the larger of the pair: the original
-    example dominates)."""
-    g = torch._standard_gamma(torch.full((2,), float(alpha), device=gen.device), generator=gen)
+    lam is a 0-d float64 tensor on x's device (Beta(alpha, alpha), the larger of the pair: the
+    original example dominates)."""
+    g = torch._standard_gamma(torch.full((2,), float(alpha), device=gen.device), generator=gen).double()
     lam = (g.max() / g.sum()).to(x.device)
     perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam

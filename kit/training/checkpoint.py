@@ -57,7 +57,7 @@ def load_optimizer(opt, tensors: dict[str, Any], rest: dict) -> None:
         for param in group["params"]:
             state = opt.state.get(param, {})
             for name, value in state.items():
-                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape == param.shape:
                     state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 

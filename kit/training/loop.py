@@ -5,12 +5,13 @@
                     validate the weights (or their moving average) -> keep the best epoch -> checkpoint
     predict validation and test clips with the best epoch's weights
 
-Everything random comes from seeded generators saved with the checkpoint, so a resumed fold
-continues exactly as an uninterrupted one would: a CPU one shuffles, and augmentation draws from
-one on the batches' device. The model and its batches are channels_last on every device (oneDNN's
-fast layout on CPU, tensor cores' on CUDA). On CUDA the feature tensors live on the device, the
-forward pass runs under bf16 autocast, nothing in a training step waits for the GPU, and
-`train.compile` replays each step's forward and backward as CUDA graphs.
+Everything random comes from seeded generators saved with the checkpoint (a CPU one shuffles,
+augmentation draws from one on the batches' device, dropout from torch's own), so a resumed fold
+continues as an uninterrupted one would: exactly on CPU; on CUDA up to cuDNN's nondeterminism.
+The model and its batches are channels_last on every device (oneDNN's fast layout on CPU, tensor
+cores' on CUDA). On CUDA the feature tensors live on the device, the forward pass runs under bf16
+autocast, no training step waits for the GPU (except with `ema_epochs`: torch's AveragedModel
+syncs at each update), and `train.compile` replays each step's forward and backward as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def fit_fold(
         gen.set_state(tensors["rng.generator"])
         if cuda and "rng.augment" in tensors:
             aug_gen.set_state(tensors["rng.augment"])
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         torch.set_rng_state(tensors["rng.torch"])
         sched.replay(history, p.metric)
 
@@ -168,16 +170,17 @@ def fit_fold(
             if sum_spec:
                 xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, aug_gen)
             xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
-            net = step_model if len(idx) == p.batch_size else model  # a short last batch: not compiled again
+            forward = step_model if len(idx) == p.batch_size else model  # a short last batch: not compiled again
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 if mix:
                     xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
-                    logits = net(xb).float()
-                    loss = lam * F.cross_entropy(logits, ya, class_w, label_smoothing=p.label_smoothing) + (
-                        1 - lam
-                    ) * F.cross_entropy(logits, yb2, class_w, label_smoothing=p.label_smoothing)
+                    logits = forward(xb).float()
+                    w, w2 = lam.float(), (1 - lam).float()
+                    loss = w * F.cross_entropy(logits, ya, class_w, label_smoothing=p.label_smoothing) + w2 * (
+                        F.cross_entropy(logits, yb2, class_w, label_smoothing=p.label_smoothing)
+                    )
                 else:
-                    logits = net(xb).float()
+                    logits = forward(xb).float()
                     loss = F.cross_entropy(logits, yb, class_w, label_smoothing=p.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -327,7 +330,11 @@ def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, g
         **opt_tensors,
         "rng.generator": gen.get_state(),
         "rng.torch": torch.get_rng_state(),
-        **({"rng.augment": aug_gen.get_state()} if aug_gen is not gen else {}),
+        **(
+            {"rng.augment": aug_gen.get_state(), "rng.cuda": torch.cuda.get_rng_state(aug_gen.device)}
+            if aug_gen is not gen
+            else {}
+        ),
     }
     meta = {
         "epoch": epoch,
