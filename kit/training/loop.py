@@ -148,8 +148,9 @@ def fit_fold(
         if ema:
             ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
         gen.set_state(tensors["rng.generator"])
-        if cuda and "rng.augment" in tensors:
+        if cuda and "rng.augment" in tensors:  # absent when the checkpoint was written on CPU
             aug_gen.set_state(tensors["rng.augment"])
+        if cuda and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         torch.set_rng_state(tensors["rng.torch"])
         sched.replay(history, p.metric)
