@@ -118,8 +118,8 @@ def _worker(args) -> tuple[float, float, int, float]:
 
 
 def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int, device, tmp: str, compile: bool):
-    """(summed samples/s, slowest start-up s) of `procs` trainings running at once: samples trained
-    by all of them over the common window from the barrier to the last one's end."""
+    """(summed samples/s, slowest start-up s, procs) of `procs` trainings running at once: samples
+    trained by all of them over the common window from the barrier to the last one's end."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -127,7 +127,7 @@ def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int,
     with ctx.Pool(procs, initializer=_init_worker, initargs=(ctx.Barrier(procs, timeout=900),)) as pool:
         results = pool.map(_worker, jobs)
     window = max(end for _, end, _, _ in results) - min(start for start, _, _, _ in results)
-    return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results)
+    return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results), procs
 
 
 def _sync(device) -> None:
@@ -169,7 +169,7 @@ def main() -> None:
     cols += [together] if args.procs > 1 else []
     for col in (*cols, "best speed-up"):
         table.add_column(col, justify="left" if col == "input" else "right")
-    best_fbank = (0.0, 0.0, 1)  # samples/s, start-up s, runs at once
+    best_fbank = (0.0, 0.0, 1)  # samples/s, start-up s, runs at once (as each entry of `runs`)
     console = Console()
     with tempfile.TemporaryDirectory(prefix="kit-bench-train-") as tmp:
         for name in args.inputs.split(","):
@@ -183,13 +183,9 @@ def main() -> None:
                 runs.append((*kit_path(args.arch, x, y, args.batch_size, device, Path(tmp) / f"c{f}x{t}", True), 1))
             if args.procs > 1:
                 work = f"{tmp}/procs{f}x{t}"
-                shape = (f, t)
                 runs.append(
-                    (
-                        *concurrent_rate(
-                            args.procs, args.arch, shape, args.samples, args.batch_size, device, work, args.compile
-                        ),
-                        args.procs,
+                    concurrent_rate(
+                        args.procs, args.arch, (f, t), args.samples, args.batch_size, device, work, args.compile
                     )
                 )
             rates = [r for r, _, _ in runs]

@@ -24,14 +24,14 @@ def test_sums_add_powers_and_take_their_label_from_the_table(log):
     powers = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
     y = torch.tensor([0, 1, 2, 1, 0, 3])
     p = AugmentParams(sum_mix=1.0, sum_gain_db=0.0, sum_labels=VOICES)
-    spec = sum_spec(p, 4, log_unit(p, log), ["mix", "vocals"])
+    spec = sum_spec(p, 4, ["mix", "vocals"])
     x = _clips(powers, log)
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
         state = gen.get_state()
         perm = torch.randperm(6, generator=gen)  # the partners sum_mix will draw
         gen.set_state(state)
-        out, labels = sum_mix(x, y, p, spec, gen)
+        out, labels = sum_mix(x, y, p, spec, log_unit(p, log), gen)
         power = 10 ** (out / 10) if log == "db" else out.exp()
         for i in range(6):
             j = int(perm[i])
@@ -46,7 +46,7 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
     p = AugmentParams(sum_mix=0.25, sum_gain_db=6.0, sum_labels=VOICES)
     x = _clips([1.0] * 400, "db")
     y = torch.zeros(400, dtype=torch.long)
-    out, _ = sum_mix(x, y, p, sum_spec(p, 4, DB_PER_NEPER, ["mix"]), torch.Generator().manual_seed(1))
+    out, _ = sum_mix(x, y, p, sum_spec(p, 4, ["mix"]), DB_PER_NEPER, torch.Generator().manual_seed(1))
     changed = (out != x).flatten(1).any(1)
     assert 0.18 < changed.float().mean() < 0.32
     partner = 10 ** (out[changed, 0, 0, 0] / 10) - 1.0  # the summed clip's power minus its own
@@ -55,26 +55,24 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
 
 
 def test_off_by_default_and_bad_tables_name_their_key():
-    assert sum_spec(AugmentParams(sum_mix=0.0), 4, DB_PER_NEPER, ["mix"]) is None
+    assert sum_spec(AugmentParams(sum_mix=0.0), 4, ["mix"]) is None
     with pytest.raises(KitError, match=r"train.augment.sum_labels: needs a 4 x 4 table"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[[0, 1], [1, 1]]), 4, DB_PER_NEPER, ["mix"])
+        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[[0, 1], [1, 1]]), 4, ["mix"])
     with pytest.raises(KitError, match=r"train.augment.sum_labels\[1\]\[2\]: 7 is not a class \(0..3\)"):
-        sum_spec(
-            AugmentParams(sum_mix=0.5, sum_labels=[VOICES[0], [1, 3, 7, 3], *VOICES[2:]]), 4, DB_PER_NEPER, ["mix"]
-        )
+        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=[VOICES[0], [1, 3, 7, 3], *VOICES[2:]]), 4, ["mix"])
     with pytest.raises(KitError, match="train.augment.sum_mix: need log-power features"):
         log_unit(AugmentParams(sum_mix=0.5, filter_db=0.0, sum_labels=VOICES), None)
     with pytest.raises(KitError, match="sum_partner: vocals needs a vocals channel; the store has mix"):
-        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES, sum_partner="vocals"), 4, DB_PER_NEPER, ["mix"])
+        sum_spec(AugmentParams(sum_mix=0.5, sum_labels=VOICES, sum_partner="vocals"), 4, ["mix"])
 
 
 def test_a_vocals_partner_adds_only_its_vocals_to_every_channel():
     p = AugmentParams(sum_mix=1.0, sum_gain_db=0.0, sum_labels=VOICES, sum_partner="vocals")
-    spec = sum_spec(p, 4, DB_PER_NEPER, ["mix", "vocals"])
+    spec = sum_spec(p, 4, ["mix", "vocals"])
     mix, vocals = torch.tensor([4.0, 8.0]), torch.tensor([1.0, 2.0])  # powers of two clips
     x = 10 * torch.log10(torch.stack([mix, vocals], 1)).view(2, 2, 1, 1)
     seed = next(s for s in range(20) if torch.randperm(2, generator=torch.Generator().manual_seed(s))[0] == 1)
-    out, labels = sum_mix(x, torch.tensor([1, 2]), p, spec, torch.Generator().manual_seed(seed))
+    out, labels = sum_mix(x, torch.tensor([1, 2]), p, spec, DB_PER_NEPER, torch.Generator().manual_seed(seed))
     power = (10 ** (out / 10)).view(2, 2)  # a seed where the two clips partner each other
     assert torch.allclose(power, torch.tensor([[4.0 + 2.0, 1.0 + 2.0], [8.0 + 1.0, 2.0 + 1.0]]))
     assert labels.tolist() == [3, 3]

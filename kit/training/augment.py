@@ -33,7 +33,7 @@ def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
         if count <= 0 or width <= 0:
             continue
         pos = torch.arange(size, device=x.device)
-        w = torch.randint(0, width + 1, (b, count, 1), generator=gen, device=gen.device).to(x.device)
+        w = _randint(0, width + 1, (b, count, 1), gen, x)
         start = (_rand((b, count, 1), gen, x) * (size - w + 1)).long()
         masked = ((pos >= start) & (pos < start + w)).any(dim=1)  # (b, size)
         shape = [b] + [1] * (x.dim() - 1)
@@ -53,7 +53,7 @@ def time_shift(x, max_fraction: float, time_dim: int, gen):
     limit = int(max_fraction * size)
     if limit <= 0:
         return x
-    shifts = torch.randint(-limit, limit + 1, (x.shape[0],), generator=gen, device=gen.device).to(x.device)
+    shifts = _randint(-limit, limit + 1, (x.shape[0],), gen, x)
     idx = (torch.arange(size, device=x.device)[None, :] - shifts[:, None]) % size  # (b, size)
     shape = [x.shape[0]] + [1] * (x.dim() - 1)
     shape[time_dim] = size
@@ -110,12 +110,12 @@ class SumSpec:
     """What sum mixing needs to know about the feature store."""
 
     table: torch.Tensor  # (K, K): label of clip + partner
-    unit: float  # feature units per neper of power (dB: 4.34, natural log: 1)
     partner_channel: int | None  # the partner's channel added to every channel; None: channel to channel
 
 
-def sum_spec(p: AugmentParams, num_classes: int, unit: float, channels: list[str]) -> SumSpec | None:
-    """Check the sum-mixing params against the store (`unit` from `log_unit`); None when sum mixing is off."""
+def sum_spec(p: AugmentParams, num_classes: int, channels: list[str]) -> SumSpec | None:
+    """Check the sum-mixing params against the store's classes and channels (its log kind:
+    `log_unit`); None when sum mixing is off."""
     if p.sum_mix <= 0:
         return None
     table = p.sum_labels
@@ -135,13 +135,14 @@ def sum_spec(p: AugmentParams, num_classes: int, unit: float, channels: list[str
                 f"train.augment.sum_partner: vocals needs a vocals channel; the store has {', '.join(channels)}"
             )
         channel = channels.index("vocals")
-    return SumSpec(torch.tensor(table, dtype=torch.long), unit, channel)
+    return SumSpec(torch.tensor(table, dtype=torch.long), channel)
 
 
-def sum_mix(x, y, p: AugmentParams, spec: SumSpec, gen):
+def sum_mix(x, y, p: AugmentParams, spec: SumSpec, unit: float, gen):
     """Replace a `p.sum_mix` share of the batch by clip + partner clip, summed as powers.
 
-    `x` holds log powers in every channel, so the sum is a log-add-exp; the partner is scaled
+    `x` holds log powers in every channel (`unit` per neper, from `log_unit`), so the sum is a
+    log-add-exp; the partner is scaled
     by a uniform gain within ±`p.sum_gain_db`. With `partner_channel` set, only the partner's
     vocals are added (to every channel): one accompaniment, two voices, as in real duets. The
     label of a sum is `table[y, y_partner]`. An example never partners itself.
@@ -153,11 +154,16 @@ def sum_mix(x, y, p: AugmentParams, spec: SumSpec, gen):
     partner = x[perm]
     if spec.partner_channel is not None:
         partner = partner[:, spec.partner_channel : spec.partner_channel + 1].expand_as(x)
-    partner = partner + (gain_db * spec.unit / DB_PER_NEPER).view(shape)
-    summed = torch.logaddexp(x / spec.unit, partner / spec.unit) * spec.unit
+    partner = partner + (gain_db * unit / DB_PER_NEPER).view(shape)
+    summed = torch.logaddexp(x / unit, partner / unit) * unit
     return torch.where(pick.view(shape), summed, x), torch.where(pick, spec.table[y, y[perm]], y)
 
 
 def _rand(shape, gen, x):
     """Uniform [0, 1) numbers drawn on the generator's device, placed on x's."""
     return torch.rand(shape, generator=gen, device=gen.device).to(x.device)
+
+
+def _randint(low: int, high: int, shape, gen, x):
+    """Integers in [low, high) drawn on the generator's device, placed on x's."""
+    return torch.randint(low, high, shape, generator=gen, device=gen.device).to(x.device)

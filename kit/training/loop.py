@@ -45,7 +45,7 @@ class Fold:
     x_test: object | None  # (M, C, freq, time) float16 tensor, or None
     num_classes: int
     sum_spec: augment.SumSpec | None = None  # sum mixing, or None when it is off
-    log_unit: float = 0.0  # feature units per neper of power (filter augmentation); 0: not log power
+    log_unit: float = 0.0  # feature units per neper of power (sum mixing, filter augmentation); 0: not log power
 
 
 @dataclass
@@ -169,7 +169,7 @@ def fit_fold(
             xb = fold.x[idx].to(device, non_blocking=True).float()
             yb = fold.y[idx].to(device, non_blocking=True)
             if sum_spec:
-                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, aug_gen)
+                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, fold.log_unit, aug_gen)
             xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
             forward = step_model if len(idx) == p.batch_size else model  # a short last batch: not compiled again
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):

@@ -60,7 +60,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
     unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
-    sums = augment.sum_spec(p.augment, store.meta["num_classes"], unit, store.meta.get("channels", []))
+    sums = augment.sum_spec(p.augment, store.meta["num_classes"], store.meta.get("channels", []))
     split = make_split(labels, p.split, groups)
     params = dataclasses.asdict(p)
     key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
