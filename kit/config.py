@@ -52,6 +52,19 @@ class LogmelParams:
 
 
 @dataclass(frozen=True)
+class LogfreqParams:
+    """Log-frequency (constant-Q) bands from a long FFT: fine pitch resolution where voices live."""
+
+    sr: int = 22050  # Hz
+    n_fft: int = 4096  # samples (also the window): 5.4 Hz FFT bins at 22050 Hz
+    hop_length: int = 512  # samples
+    n_bins: int = 128  # bands, geometrically spaced from fmin to fmax
+    fmin: float = 60.0  # Hz
+    fmax: float = 8000.0  # Hz
+    top_db: float | None = 80.0  # dB below each clip's peak; None = no floor
+
+
+@dataclass(frozen=True)
 class FbankParams:
     """Seeds A/B: python_speech_features.logfbank with a Hamming window."""
 
@@ -115,20 +128,21 @@ class SeparateParams:
 @dataclass(frozen=True)
 class FeaturesParams:
     out: str = "data/features"  # feature store folder
-    frontend: Literal["logmel", "fbank"] = "logmel"  # image datasets always use `image`
+    frontend: Literal["logmel", "logfreq", "fbank"] = "logmel"  # image datasets always use `image`
     input: Literal["mix", "vocals", "mix+vocals"] = "mix+vocals"  # channels; vocals come from `kit separate`
     duration: float = 3.0  # seconds; clips are padded / trimmed to this
     batch_size: int = 8  # clips per spectrogram batch
     workers: int = 0  # decoding threads; 0 = one per core
     on_error: Literal["fail", "silence"] = "fail"  # undecodable clips
     logmel: LogmelParams = field(default_factory=LogmelParams)
+    logfreq: LogfreqParams = field(default_factory=LogfreqParams)
     fbank: FbankParams = field(default_factory=FbankParams)
     image: ImageParams = field(default_factory=ImageParams)
 
     @property
     def sr(self) -> int:
         """The audio front-end's sample rate (what clips and stems are decoded at)."""
-        return self.fbank.sr if self.frontend == "fbank" else self.logmel.sr
+        return getattr(self, self.frontend).sr
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,16 @@ class AugmentParams:
     sum_labels: list[list[int]] = field(default_factory=lambda: [list(row) for row in VOICES_ADD_UP])
     filter_db: float = 6.0  # random EQ (FilterAugment): a piecewise-linear gain curve within ± this many dB; 0 = off
     filter_points: int = 4  # the curve's knots, evenly spread from the lowest to the highest band
+    freq_shift: int = 0  # shift each example by up to ± this many frequency bins (logfreq: a pitch shift); 0 = off
+
+
+@dataclass(frozen=True)
+class PseudoParams:
+    """Self-training: the unlabelled clips (validation and test audio, never their labels) join the
+    training batches under the labels the model itself gives them with enough confidence."""
+
+    start: float = 0.0  # fraction of the epochs before pseudo-labels join; 0 = off
+    threshold: float = 0.7  # a clip joins when its top class probability is at least this
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,7 @@ class TrainParams:
     compile: bool = False  # torch.compile the model; on CUDA its steps replay as CUDA graphs (~3x eager)
     split: SplitParams = field(default_factory=SplitParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
+    pseudo: PseudoParams = field(default_factory=PseudoParams)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Sum mixing: two clips' powers added, the label looked up in the table. Filter augmentation:
-one random EQ curve per example."""
+one random EQ curve per example. Frequency shift: each example moved along frequency."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import torch
 
 from kit.config import AugmentParams
 from kit.errors import KitError
-from kit.training.augment import DB_PER_NEPER, filter_augment, log_unit, mixup, sum_mix, sum_spec, time_reverse
+from kit.training.augment import (
+    DB_PER_NEPER,
+    filter_augment,
+    freq_shift,
+    log_unit,
+    mixup,
+    sum_mix,
+    sum_spec,
+    time_reverse,
+)
 
 VOICES = [[0, 1, 2, 3], [1, 3, 3, 3], [2, 3, 3, 3], [3, 3, 3, 3]]  # the contest: voices add up
 
@@ -90,6 +99,18 @@ def test_filter_augment_gives_each_example_one_piecewise_linear_eq_curve_in_db(l
     assert torch.allclose(curve[:, 2], (knots[:, 0] + knots[:, 1]) / 2)
     assert torch.allclose(curve[:, 9], 0.75 * knots[:, 2] + 0.25 * knots[:, 3])
     assert not torch.allclose(curve[0], curve[1])  # each example its own curve
+
+
+def test_freq_shift_moves_each_example_whole_within_its_range_and_repeats_the_edge_band():
+    bands = torch.arange(20, dtype=torch.float32)
+    x = (bands.view(1, 1, 20, 1) + 100 * torch.arange(2).view(1, 2, 1, 1)).expand(256, 2, 20, 3).contiguous()
+    out = freq_shift(x, 3, 2, torch.Generator().manual_seed(0))
+    shift = out[:, 0, 10, 0] - x[:, 0, 10, 0]  # band 10 now shows band 10 - shift
+    assert set(shift.tolist()) == {-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0}  # every shift within ±3 drawn
+    for i in range(256):
+        s = int(-shift[i])  # out band f = x band clamp(f - s)
+        expect = x[i, :, (bands.long() - s).clamp(0, 19)]
+        assert torch.equal(out[i], expect)  # both channels and every frame alike; edges repeated
 
 
 def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs_two_knots():

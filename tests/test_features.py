@@ -14,12 +14,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from kit.cli.app import app
-from kit.config import FbankParams, FeaturesParams, LogmelParams
+from kit.config import FbankParams, FeaturesParams, LogfreqParams, LogmelParams
 from kit.data.audio import load
 from kit.data.layout import load_dataset
 from kit.errors import KitError
 from kit.features.extract import extract
-from kit.features.frontends import SpectralFrontend, fbank, logmel
+from kit.features.frontends import SpectralFrontend, fbank, logfreq, logmel
 from kit.features.store import FeatureStore
 
 runner = CliRunner()
@@ -76,6 +76,37 @@ def test_fbank_matches_python_speech_features_299x40():
             winfunc=np.hamming,
         )
         assert np.abs(row - np.log(feat)).max() < 1e-3
+
+
+def _spectrum(spec, y: np.ndarray) -> np.ndarray:
+    """Mean dB per band over the frames of one clip."""
+    return SpectralFrontend(spec)(y.astype(np.float32)[None])[0].mean(axis=1)
+
+
+def test_logfreq_resolves_two_voices_a_whole_tone_apart_that_logmel_merges():
+    t = np.arange(66150) / 22050
+    duet = np.sin(2 * np.pi * 200 * t) + np.sin(2 * np.pi * 225 * t)
+    lf = _spectrum(logfreq(LogfreqParams(), 3.0), duet)
+    assert lf.shape == (128,)
+    centres = np.geomspace(60, 8000, 128)
+    a, b = np.abs(centres - 200).argmin(), np.abs(centres - 225).argmin()
+    assert min(lf[a], lf[b]) - lf[a + 1 : b].min() > 6  # two peaks with a dip between
+    lm = _spectrum(logmel(LogmelParams(), 3.0), duet)
+    mel = librosa.mel_frequencies(130, fmin=0, fmax=11025)[1:-1]
+    a, b = np.abs(mel - 200).argmin(), np.abs(mel - 225).argmin()
+    assert b == a + 1 and sorted(np.argsort(lm)[-2:]) == [a, b]  # adjacent mel bands: one bump, no dip
+
+
+def test_logfreq_puts_a_tone_in_its_band_and_keeps_noise_flat():
+    t = np.arange(66150) / 22050
+    spec = logfreq(LogfreqParams(), 3.0)
+    centres = np.geomspace(60, 8000, 128)
+    for f in (100, 440, 1000, 5000):
+        assert abs(_spectrum(spec, np.sin(2 * np.pi * f * t)).argmax() - np.abs(centres - f).argmin()) <= 1
+    noise = _spectrum(spec, np.random.default_rng(0).standard_normal(66150))
+    assert noise.max() - noise.min() < 5  # bands average power: white noise stays level from 60 Hz to 8 kHz
+    with pytest.raises(KitError, match="features.logfreq: needs 0 < fmin < fmax ≤ sr/2"):
+        logfreq(LogfreqParams(fmax=12000.0), 3.0)
 
 
 def test_decoding_matches_librosa_load_for_stereo_44k(tmp_path):
@@ -178,7 +209,7 @@ def test_cli_features_twice_says_up_to_date(tmp_path, monkeypatch):
     second = runner.invoke(app, ["features", "--input", "mix"])
     assert second.exit_code == 0 and "is up to date" in second.output and "nothing to do" in second.output
     bad = runner.invoke(app, ["features", "--input", "mix", "--frontend", "mfcc"])
-    assert bad.exit_code == 1 and "--frontend: expected one of logmel, fbank, got 'mfcc'" in bad.output
+    assert bad.exit_code == 1 and "--frontend: expected one of logmel, logfreq, fbank, got 'mfcc'" in bad.output
 
 
 def test_cli_features_reads_params_yaml(tmp_path, monkeypatch):

@@ -130,7 +130,11 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
     assert make_split(labels, SplitParams(seed=1)).id != make_split(labels, SplitParams(seed=2)).id
 
 
-@pytest.mark.parametrize("ema", [[], ["--ema-epochs", "1"]], ids=["plain", "ema"])
+@pytest.mark.parametrize(
+    "ema",
+    [[], ["--ema-epochs", "1"], ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4"]],
+    ids=["plain", "ema", "self-training"],
+)
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema):
     tiny_store(tmp_path / "data" / "features", n=200)
     args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG, *ema]
@@ -203,11 +207,13 @@ def test_schedulers_and_options_run(project):
     for extra in (
         ["--scheduler", "cosine_restarts", "--optimizer", "sgd", "--balance", "sampler"],
         ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1"],
-        ["--scheduler", "multistep", "--early-stop", "1", "--stem", "seed"],
+        ["--scheduler", "multistep", "--early-stop", "1", "--stem", "seed", "--freq-shift", "2"],
     ):
         result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *NO_LOG_AUG, *extra])
         assert result.exit_code == 0, (extra, result.output)
-    assert len(list((project / "artifacts" / "runs").iterdir())) == 3
+    runs = list((project / "artifacts" / "runs").iterdir())
+    shifts = [json.loads((r / "run.json").read_text())["params"]["augment"]["freq_shift"] for r in runs]
+    assert sorted(shifts) == [0, 0, 2]
 
 
 def test_keep_last_keeps_the_final_epoch(project):
@@ -232,6 +238,41 @@ def test_the_weights_moving_average_is_what_is_validated_and_kept(project):
     assert meta["params"]["ema_epochs"] == 1000
 
 
+def test_self_training_labels_unlabelled_clips_itself_and_never_reads_their_labels(tmp_path):
+    """From the start epoch on, the validation and test clips the model is sure of join the batches
+    under its own labels: scrambling the validation labels leaves the trained weights unchanged."""
+    import dataclasses
+
+    import torch
+
+    from kit.config import AugmentParams, PseudoParams
+    from kit.features.store import FeatureStore
+    from kit.training.loop import Fold, fit_fold
+
+    store = FeatureStore.open(tiny_store(tmp_path / "f"))
+    x = torch.from_numpy(np.concatenate([store.model_input("train"), store.model_input("test")]))
+    y = torch.from_numpy(np.concatenate([store.labels("train"), np.full(12, -1)]))
+    fold = Fold(x, y, np.arange(48), np.arange(48, 60), x[60:], 3, test_rows=np.arange(60, 72))
+    p = TrainParams(
+        epochs=4,
+        batch_size=16,
+        lr=0.01,
+        keep="last",
+        augment=AugmentParams(mixup_alpha=0, sum_mix=0, filter_db=0),
+        pseudo=PseudoParams(start=0.5, threshold=0.01),  # every unlabelled clip joins
+    )
+    cpu = torch.device("cpu")
+    first = fit_fold(fold, p, "cnn4", 0, cpu, tmp_path / "a")
+    assert [r["pseudo_labels"] for r in first.history] == [0, 0, 24, 24]  # 12 validation + 12 test clips
+    scrambled = y.clone()
+    scrambled[48:60] = (scrambled[48:60] + 1) % 3
+    second = fit_fold(dataclasses.replace(fold, y=scrambled), p, "cnn4", 0, cpu, tmp_path / "b")
+    assert np.array_equal(first.test_probs, second.test_probs)
+    assert first.history[-1]["val_accuracy"] != second.history[-1]["val_accuracy"]
+    plain = fit_fold(dataclasses.replace(fold, test_rows=None), p, "cnn4", 0, cpu, tmp_path / "c")
+    assert "pseudo_labels" not in plain.history[0] and not np.allclose(plain.test_probs, first.test_probs)
+
+
 def test_bad_options_are_one_line_errors(project):
     bad = runner.invoke(app, ["train", "cnn4", "--scheduler", "warp"])
     assert bad.exit_code == 1 and "--scheduler: expected one of onecycle" in bad.output
@@ -239,6 +280,8 @@ def test_bad_options_are_one_line_errors(project):
     assert zero.exit_code == 1 and "train.epochs and train.batch_size must be ≥ 1" in zero.output
     ema = runner.invoke(app, ["train", "cnn4", "--ema-epochs", "-1"])
     assert ema.exit_code == 1 and "train.ema_epochs must be ≥ 0 (0 = off), got -1.0" in ema.output
+    pseudo = runner.invoke(app, ["train", "cnn4", "--pseudo-start", "1"])
+    assert pseudo.exit_code == 1 and "train.pseudo: start must be in [0, 1) and threshold in (0, 1]" in pseudo.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4f"

@@ -15,7 +15,9 @@ from kit.config import load_params, override
 def features(
     data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Feature store folder (params: features.out).")] = None,
-    frontend: Annotated[Optional[str], typer.Option(help="logmel or fbank (params: features.frontend).")] = None,
+    frontend: Annotated[
+        Optional[str], typer.Option(help="logmel | logfreq | fbank (params: features.frontend).")
+    ] = None,
     input: Annotated[
         Optional[str], typer.Option(help="mix | vocals | mix+vocals channels (params: features.input).")
     ] = None,

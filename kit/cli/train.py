@@ -38,10 +38,20 @@ def train(
     ] = None,
     sum_partner: Annotated[Optional[str], typer.Option(help="Sum mixing adds the partner's: clip | vocals.")] = None,
     filter_db: Annotated[Optional[float], typer.Option(help="Random EQ within ± this many dB; 0 = off.")] = None,
+    freq_shift: Annotated[
+        Optional[int], typer.Option(help="Shift along frequency by up to ± this many bins (logfreq: pitch); 0 = off.")
+    ] = None,
     early_stop: Annotated[Optional[int], typer.Option(help="Patience in epochs; 0 = off.")] = None,
     keep: Annotated[Optional[str], typer.Option(help="Weights to keep: best (validation) or last epoch.")] = None,
     ema_epochs: Annotated[
         Optional[float], typer.Option(help="Moving average of the weights over ~this many epochs; 0 = off.")
+    ] = None,
+    pseudo_start: Annotated[
+        Optional[float],
+        typer.Option(help="Self-training from this fraction of the epochs on (validation / test audio); 0 = off."),
+    ] = None,
+    pseudo_threshold: Annotated[
+        Optional[float], typer.Option(help="Self-training: least top-class probability for a pseudo-label.")
     ] = None,
     folds: Annotated[Optional[int], typer.Option(help="Stratified K-fold with K folds (OOF predictions).")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
@@ -103,7 +113,9 @@ def train(
             sum_mix=sum_mix,
             sum_partner=sum_partner,
             filter_db=filter_db,
+            freq_shift=freq_shift,
         ),
+        pseudo=override(p.pseudo, start=pseudo_start, threshold=pseudo_threshold),
     )
 
     with progress_bar(f"train {p.arch}", 0) as bar:
@@ -112,7 +124,8 @@ def train(
             console.print(
                 f"fold {k}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}  val acc {r['val_accuracy']:.4f}"
                 f"  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}  lr {r['lr']:.2e}"
-                f"  {r['seconds']:.1f}s",
+                + (f"  pseudo {r['pseudo_labels']}" if "pseudo_labels" in r else "")
+                + f"  {r['seconds']:.1f}s",
                 highlight=False,
             )
 

@@ -281,6 +281,7 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
         raise KitError(f"features.batch_size: must be ≥ 1, got {params.batch_size}")
     build = {
         "logmel": lambda: frontends.logmel(params.logmel, params.duration),
+        "logfreq": lambda: frontends.logfreq(params.logfreq, params.duration),
         "fbank": lambda: frontends.fbank(params.fbank, params.duration),
     }
     spec = build[params.frontend]()

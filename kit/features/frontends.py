@@ -3,11 +3,15 @@
 - `logmel`: librosa.feature.melspectrogram + power_to_db (periodic Hann, centred frames
   zero-padded, Slaney mel filters, 10*log10 with amin 1e-10, ref 1.0, top_db per clip)
   -> (n_mels, frames) = 128 x 130 for 3 s at 22050 Hz.
+- `logfreq`: the same frames (4096-point, Hann) pooled into geometrically spaced bands (constant
+  Q, 60 Hz - 8 kHz; each band at least one FFT bin either side of its centre, weights summing to 1)
+  -> 128 x 130 in dB: ~4% bands, so the pitch range of voices gets 5-10 Hz resolution where
+  Slaney mel bands are 26 Hz wide.
 - `fbank`: seeds A/B, python_speech_features.logfbank with a Hamming window (pre-emphasis,
   25 ms frames / 10 ms hop, end zero-padded, |rfft|^2 / n_fft, HTK-mel triangles on FFT bins,
   natural log) -> (frames, n_mels) = 299 x 40 for 3 s at 16 kHz, time first as the seeds had it.
 
-Both are one frame/FFT/filterbank pipeline. The filterbank product is banded: filters are
+All three are one frame/FFT/filterbank pipeline. The filterbank product is banded: filters are
 split into groups and each group multiplies only the FFT bins it covers (about 8x fewer
 multiply-adds than the dense product, same result).
 """
@@ -19,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.config import FbankParams, LogmelParams
+from kit.config import FbankParams, LogfreqParams, LogmelParams
+from kit.errors import KitError
 
 GROUPS = 8  # filter groups in the banded filterbank product
 
@@ -42,7 +47,7 @@ class Spec:
     time_first: bool
     axes: tuple[str, str]
     window: str  # "hann" (periodic, as librosa) or "hamming" (symmetric, as numpy)
-    filters: tuple  # ("slaney" | "htk", n_mels, fmin, fmax)
+    filters: tuple  # ("slaney" | "htk" | "log", n_bands, fmin, fmax)
 
     @property
     def n_frames(self) -> int:
@@ -75,6 +80,8 @@ class SpectralFrontend:
             import librosa
 
             filters = librosa.filters.mel(sr=spec.sr, n_fft=spec.n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        elif kind == "log":
+            filters = log_filterbank(n_mels, spec.n_fft, spec.sr, fmin, fmax)
         else:
             filters = htk_filterbank(n_mels, spec.n_fft, spec.sr, fmin, fmax)
         self._window = torch.from_numpy(window.astype(np.float32))
@@ -172,6 +179,31 @@ def logmel(p: LogmelParams, duration: float) -> Spec:
     )
 
 
+def logfreq(p: LogfreqParams, duration: float) -> Spec:
+    if not 0 < p.fmin < p.fmax <= p.sr / 2 or p.n_bins < 2:
+        raise KitError(
+            f"features.logfreq: needs 0 < fmin < fmax ≤ sr/2 and n_bins ≥ 2 "
+            f"(got fmin {p.fmin}, fmax {p.fmax}, sr {p.sr}, n_bins {p.n_bins})"
+        )
+    return Spec(
+        name="logfreq",
+        sr=p.sr,
+        n_samples=round(duration * p.sr),
+        n_fft=p.n_fft,
+        win_length=p.n_fft,
+        hop=p.hop_length,
+        center=True,
+        preemph=0.0,
+        power_scale=1.0,
+        log="db",
+        top_db=p.top_db,
+        time_first=False,
+        axes=("freq", "time"),
+        window="hann",
+        filters=("log", p.n_bins, p.fmin, p.fmax),
+    )
+
+
 def fbank(p: FbankParams, duration: float) -> Spec:
     win = int(_round_half_up(p.win_ms / 1000 * p.sr))
     hop = int(_round_half_up(p.hop_ms / 1000 * p.sr))
@@ -204,6 +236,24 @@ def htk_filterbank(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -
         up = np.where((bins >= lo) & (bins < mid), (bins - lo) / (mid - lo), 0.0)
         down = np.where((bins >= mid) & (bins < hi), (hi - bins) / (hi - mid), 0.0)
     return up + down
+
+
+def log_filterbank(n_bins: int, n_fft: int, sr: int, fmin: float, fmax: float) -> np.ndarray:
+    """(n_bins, n_fft // 2 + 1) triangles centred on geometrically spaced frequencies, each reaching
+    its neighbours' centres (and at least one FFT bin either side, so a band narrower than a bin
+    interpolates the two nearest bins), weights summing to 1: a band is a weighted mean of power."""
+    centres = np.geomspace(fmin, fmax, n_bins)
+    ratio = centres[1] / centres[0]
+    edges = np.concatenate([[fmin / ratio], centres, [fmax * ratio]])
+    df = sr / n_fft
+    lo = np.minimum(edges[:-2], centres - df)[:, None]
+    hi = np.maximum(edges[2:], centres + df)[:, None]
+    mid = centres[:, None]
+    freqs = np.arange(n_fft // 2 + 1)[None, :] * df
+    up = np.clip((freqs - lo) / (mid - lo), 0, None)
+    down = np.clip((hi - freqs) / (hi - mid), 0, None)
+    weights = np.minimum(up, down).clip(0, 1)
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 def _hz2mel(hz: float) -> float:

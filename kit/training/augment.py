@@ -88,7 +88,7 @@ def log_unit(p: AugmentParams, log: str | None) -> float:
     on = [k for k in ("sum_mix", "filter_db") if getattr(p, k) > 0]
     if on:
         raise KitError(
-            f"train.augment.{' and '.join(on)}: need log-power features (logmel or fbank); set to 0 for images"
+            f"train.augment.{' and '.join(on)}: need log-power features (logmel, logfreq or fbank); set to 0 for images"
         )
     return 0.0
 
@@ -103,6 +103,18 @@ def filter_augment(x, max_db: float, points: int, unit: float, freq_dim: int, ge
     shape = [b] + [1] * (x.dim() - 1)
     shape[freq_dim] = size
     return x + curve.to(x.dtype).view(shape)
+
+
+def freq_shift(x, max_bins: int, freq_dim: int, gen):
+    """Shift each example (every channel alike) along frequency by a whole number of bins within
+    ±`max_bins`, repeating the edge band into the vacated ones. On a log-frequency store this is a
+    pitch shift (logfreq bins are ~4% apart: 1.5 bins a semitone)."""
+    b, size = x.shape[0], x.shape[freq_dim]
+    shift = _randint(-max_bins, max_bins + 1, (b, 1), gen, x)
+    rows = (torch.arange(size, device=x.device) - shift).clamp_(0, size - 1)  # (b, size): source band
+    shape = [b] + [1] * (x.dim() - 1)
+    shape[freq_dim] = size
+    return x.gather(freq_dim, rows.view(shape).expand_as(x))
 
 
 @dataclass(frozen=True)

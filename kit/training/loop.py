@@ -2,6 +2,7 @@
 
     model = standardise(inputs) -> zoo model
     for each epoch: shuffled (or class-balanced) batches -> augment -> forward -> loss -> step
+                    (self-training: confidently classified validation / test clips join the batches)
                     validate the weights (or their moving average) -> keep the best epoch -> checkpoint
     predict validation and test clips with the best epoch's weights
 
@@ -46,6 +47,7 @@ class Fold:
     num_classes: int
     sum_spec: augment.SumSpec | None = None  # sum mixing, or None when it is off
     log_unit: float = 0.0  # feature units per neper of power (sum mixing, filter augmentation); 0: not log power
+    test_rows: np.ndarray | None = None  # self-training: rows of x holding the test clips; None: off
 
 
 @dataclass
@@ -156,18 +158,26 @@ def fit_fold(
         sched.replay(history, p.metric)
 
     stale = 0 if not history else len(history) - 1 - best["epoch"]
+    pseudo_from = None if fold.test_rows is None else max(1, round(p.pseudo.start * p.epochs))
+    pseudo = None  # (rows, labels) the current weights give the unlabelled clips
     for epoch in range(start, p.epochs):
         if p.early_stop and stale >= p.early_stop:
             break
         started = time.perf_counter()
+        fit_idx, y_fit = fold.train_idx, fold.y
+        if pseudo_from is not None and epoch >= pseudo_from:
+            if pseudo is None:  # resumed past the start
+                pseudo = _pseudo_labels(judged, fold, None, p, device)
+            fit_idx, y_fit = _with_pseudo(fold, *pseudo)
         model.train()
-        order = torch.as_tensor(fold.train_idx[_order(y_train, p.balance, gen, n_train)], device=fold.x.device)
+        y_fit_idx = y_fit[torch.as_tensor(fit_idx, device=y_fit.device)]
+        order = torch.as_tensor(fit_idx[_order(y_fit_idx, p.balance, gen, n_train)], device=fold.x.device)
         mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
         loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
         for i in range(steps):
             idx = order[i * p.batch_size : (i + 1) * p.batch_size]
             xb = fold.x[idx].to(device, non_blocking=True).float()
-            yb = fold.y[idx].to(device, non_blocking=True)
+            yb = y_fit[idx].to(device, non_blocking=True)
             if sum_spec:
                 xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, fold.log_unit, aug_gen)
             xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
@@ -193,11 +203,14 @@ def fit_fold(
             if on_batch:
                 on_batch()
         val_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
+        if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
+            pseudo = _pseudo_labels(judged, fold, val_probs, p, device)
         record = {
             "epoch": epoch,
             "train_loss": loss_sum.item() / steps,
             "lr": opt.param_groups[0]["lr"],
             **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
+            **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
             "seconds": time.perf_counter() - started,
         }
         history.append(record)
@@ -245,6 +258,8 @@ def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
 
 def _augment(xb, p: TrainParams, log_unit: float, gen):
     a = p.augment
+    if a.freq_shift > 0:
+        xb = augment.freq_shift(xb, a.freq_shift, FREQ_DIM, gen)
     if a.filter_db > 0:
         xb = augment.filter_augment(xb, a.filter_db, a.filter_points, log_unit, FREQ_DIM, gen)
     if a.freq_masks or a.time_masks:
@@ -256,12 +271,34 @@ def _augment(xb, p: TrainParams, log_unit: float, gen):
     return xb
 
 
-def _order(y_train, balance: str, gen, n: int):
+def _pseudo_labels(model, fold: Fold, val_probs: np.ndarray | None, p: TrainParams, device):
+    """(rows, labels): the unlabelled clips (validation, then test) that `model` classifies with at
+    least the threshold's confidence, under the classes it gives them. val_probs: its validation
+    predictions when already made."""
+    if val_probs is None:
+        val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
+    probs = [val_probs]
+    if len(fold.test_rows):
+        probs.append(predict(model, fold.x, fold.test_rows, device, p.eval_batch_size))
+    probs = np.concatenate(probs)
+    keep = probs.max(1) >= p.pseudo.threshold
+    return np.concatenate([fold.val_idx, fold.test_rows])[keep], probs[keep].argmax(1)
+
+
+def _with_pseudo(fold: Fold, rows: np.ndarray, labels: np.ndarray):
+    """The epoch's training rows (train fold + pseudo-labelled rows) and labels for every row of x."""
+    y = fold.y.clone()
+    y[torch.as_tensor(rows, device=y.device)] = torch.as_tensor(labels, device=y.device)
+    return np.concatenate([fold.train_idx, rows]), y
+
+
+def _order(y, balance: str, gen, n: int):
+    """n positions into y (the epoch's training labels): the first n of a shuffle, or class-balanced draws."""
     if balance == "sampler":
-        counts = torch.bincount(y_train.cpu()).float()
-        weights = (1.0 / counts)[y_train.cpu()]
+        counts = torch.bincount(y.cpu()).float()
+        weights = (1.0 / counts)[y.cpu()]
         return torch.multinomial(weights, n, replacement=True, generator=gen).numpy()
-    return torch.randperm(n, generator=gen).numpy()
+    return torch.randperm(len(y), generator=gen)[:n].numpy()
 
 
 def _optimizer(model, p: TrainParams, cuda: bool):

@@ -50,12 +50,14 @@ class Outcome:
 
 
 def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
-    import torch
-
     if p.epochs < 1 or p.batch_size < 1:
         raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
     if p.ema_epochs < 0:
         raise KitError(f"train.ema_epochs must be ≥ 0 (0 = off), got {p.ema_epochs}")
+    if not (0 <= p.pseudo.start < 1 and 0 < p.pseudo.threshold <= 1):
+        raise KitError(
+            f"train.pseudo: start must be in [0, 1) and threshold in (0, 1] (got {p.pseudo.start}, {p.pseudo.threshold})"
+        )
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
@@ -80,9 +82,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     work = runs_dir.parent / "work" / key
     started = time.perf_counter()
     with _lock(work):
-        x = torch.from_numpy(store.model_input("train")).to(device)  # (N, C, freq, time)
-        y = torch.from_numpy(labels).to(device)
-        x_test = torch.from_numpy(store.model_input("test")).to(device) if "test" in store.splits else None
+        x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
         results: dict[int, FoldResult] = {}
         resumed = _resume_points(work, split)
         if cb.start:
@@ -102,6 +102,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 store.meta["num_classes"],
                 sums,
                 unit,
+                np.arange(len(labels), len(x)) if p.pseudo.start > 0 else None,
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
@@ -114,6 +115,22 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
     return Outcome(registry.read_run(path), True, resumed)
+
+
+def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
+    """(x, y, x_test) tensors on the device: x (N, C, freq, time) train clips, y (N,) labels.
+    For self-training x also holds the test clips after the train ones (x_test is a view of
+    them) and y gives those rows -1: they are trained on only under pseudo-labels."""
+    import torch
+
+    x = store.model_input("train")
+    x_test = store.model_input("test") if "test" in store.splits else None
+    if not pseudo or x_test is None:
+        x_test = torch.from_numpy(x_test).to(device) if x_test is not None else None
+        return torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device), x_test
+    both = torch.from_numpy(np.concatenate([x, x_test])).to(device)
+    y = np.concatenate([labels, np.full(len(x_test), -1, labels.dtype)])
+    return both, torch.from_numpy(y).to(device), both[len(x) :]
 
 
 def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks) -> FoldResult:
