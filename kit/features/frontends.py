@@ -160,23 +160,7 @@ def _bands(filters: np.ndarray):
 
 
 def logmel(p: LogmelParams, duration: float) -> Spec:
-    return Spec(
-        name="logmel",
-        sr=p.sr,
-        n_samples=round(duration * p.sr),
-        n_fft=p.n_fft,
-        win_length=p.n_fft,
-        hop=p.hop_length,
-        center=True,
-        preemph=0.0,
-        power_scale=1.0,
-        log="db",
-        top_db=p.top_db,
-        time_first=False,
-        axes=("freq", "time"),
-        window="hann",
-        filters=("slaney", p.n_mels, p.fmin, p.fmax),
-    )
+    return _centred_db("logmel", p, ("slaney", p.n_mels, p.fmin, p.fmax), duration)
 
 
 def logfreq(p: LogfreqParams, duration: float) -> Spec:
@@ -185,8 +169,13 @@ def logfreq(p: LogfreqParams, duration: float) -> Spec:
             f"features.logfreq: needs 0 < fmin < fmax ≤ sr/2 and n_bins ≥ 2 "
             f"(got fmin {p.fmin}, fmax {p.fmax}, sr {p.sr}, n_bins {p.n_bins})"
         )
+    return _centred_db("logfreq", p, ("log", p.n_bins, p.fmin, p.fmax), duration)
+
+
+def _centred_db(name: str, p: LogmelParams | LogfreqParams, filters: tuple, duration: float) -> Spec:
+    """librosa's framing (centred, periodic Hann over n_fft) and power_to_db below each clip's peak."""
     return Spec(
-        name="logfreq",
+        name=name,
         sr=p.sr,
         n_samples=round(duration * p.sr),
         n_fft=p.n_fft,
@@ -200,7 +189,7 @@ def logfreq(p: LogfreqParams, duration: float) -> Spec:
         time_first=False,
         axes=("freq", "time"),
         window="hann",
-        filters=("log", p.n_bins, p.fmin, p.fmax),
+        filters=filters,
     )
 
 
