@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema)
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, out
     assert "resumed from checkpoints (fold 0:" in out
+    if "--pseudo-start" in ema:  # the resumed epochs trained on the pseudo-labels the checkpoint holds
+        assert re.search(r"epoch +4 .* pseudo [1-9]", out), out
     runs = [p.name for p in (tmp_path / "artifacts" / "runs").iterdir()]
     assert runs == ["r"] and not (tmp_path / "artifacts" / "work").exists()
 
@@ -282,6 +285,10 @@ def test_bad_options_are_one_line_errors(project):
     assert ema.exit_code == 1 and "train.ema_epochs must be ≥ 0 (0 = off), got -1.0" in ema.output
     pseudo = runner.invoke(app, ["train", "cnn4", "--pseudo-start", "1"])
     assert pseudo.exit_code == 1 and "train.pseudo: start must be in [0, 1) and threshold in (0, 1]" in pseudo.output
+    late = runner.invoke(app, ["train", "cnn4", "--epochs", "10", "--pseudo-start", "0.99"])
+    assert late.exit_code == 1 and "train.pseudo.start: 0.99 of 10 epochs leaves no epoch to self-train" in late.output
+    shift = runner.invoke(app, ["train", "cnn4", "--freq-shift", "-1"])
+    assert shift.exit_code == 1 and "train.augment.freq_shift must be ≥ 0 (0 = off), got -1" in shift.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4f"

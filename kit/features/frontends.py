@@ -3,7 +3,7 @@
 - `logmel`: librosa.feature.melspectrogram + power_to_db (periodic Hann, centred frames
   zero-padded, Slaney mel filters, 10*log10 with amin 1e-10, ref 1.0, top_db per clip)
   -> (n_mels, frames) = 128 x 130 for 3 s at 22050 Hz.
-- `logfreq`: the same frames (4096-point, Hann) pooled into geometrically spaced bands (constant
+- `logfreq`: logmel's framing with a 4096-point Hann window, pooled into geometrically spaced bands (constant
   Q, 60 Hz - 8 kHz; each band at least one FFT bin either side of its centre, weights summing to 1)
   -> 128 x 130 in dB: ~4% bands, so the pitch range of voices gets 5-10 Hz resolution where
   Slaney mel bands are 26 Hz wide.

@@ -39,8 +39,8 @@ FREQ_DIM, TIME_DIM = 2, 3  # models and augmentation take (B, C, freq, time) bat
 class Fold:
     """One fold's inputs: tensors (possibly on the device) and indices into them."""
 
-    x: object  # (N, C, freq, time) float16 tensor of all train clips
-    y: object  # (N,) int64 tensor
+    x: object  # (N, C, freq, time) float16 tensor of all train clips (self-training: then the test clips)
+    y: object  # (N,) int64 tensor of their labels (-1 for test clips)
     train_idx: np.ndarray
     val_idx: np.ndarray
     x_test: object | None  # (M, C, freq, time) float16 tensor, or None
@@ -135,6 +135,7 @@ def fit_fold(
 
     history: list[dict] = []
     best = {"epoch": -1, "score": None, "weights": None}
+    pseudo = None  # (rows, labels) the latest weights give the unlabelled clips (self-training)
     start = 0
     saved = checkpoint.load(work)
     if saved is not None:  # resume: replay what is on disk
@@ -154,20 +155,19 @@ def fit_fold(
             aug_gen.set_state(tensors["rng.augment"])
         if cuda and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+        if "pseudo.rows" in tensors:  # as computed then: a fresh prediction could flip a clip on CUDA
+            pseudo = (tensors["pseudo.rows"].numpy(), tensors["pseudo.labels"].numpy())
         torch.set_rng_state(tensors["rng.torch"])
         sched.replay(history, p.metric)
 
     stale = 0 if not history else len(history) - 1 - best["epoch"]
-    pseudo_from = None if fold.test_rows is None else max(1, round(p.pseudo.start * p.epochs))
-    pseudo = None  # (rows, labels) the current weights give the unlabelled clips
+    pseudo_from = pseudo_start(p) if fold.test_rows is not None else None
     for epoch in range(start, p.epochs):
         if p.early_stop and stale >= p.early_stop:
             break
         started = time.perf_counter()
         fit_idx, y_fit = fold.train_idx, fold.y
         if pseudo_from is not None and epoch >= pseudo_from:
-            if pseudo is None:  # resumed past the start
-                pseudo = _pseudo_labels(judged, fold, None, p, device)
             fit_idx, y_fit = _with_pseudo(fold, *pseudo)
         model.train()
         y_fit_idx = y_fit[torch.as_tensor(fit_idx, device=y_fit.device)]
@@ -224,7 +224,7 @@ def fit_fold(
             stale = 0
         else:
             stale += 1
-        _save(work, model, opt, best, history, epoch, gen, aug_gen, ema)
+        _save(work, model, opt, best, history, epoch, gen, aug_gen, ema, pseudo)
         if on_epoch:
             on_epoch(record)
 
@@ -271,12 +271,15 @@ def _augment(xb, p: TrainParams, log_unit: float, gen):
     return xb
 
 
-def _pseudo_labels(model, fold: Fold, val_probs: np.ndarray | None, p: TrainParams, device):
+def pseudo_start(p: TrainParams) -> int:
+    """The first epoch that trains on pseudo-labels (at least one epoch comes before it)."""
+    return max(1, round(p.pseudo.start * p.epochs))
+
+
+def _pseudo_labels(model, fold: Fold, val_probs: np.ndarray, p: TrainParams, device):
     """(rows, labels): the unlabelled clips (validation, then test) that `model` classifies with at
     least the threshold's confidence, under the classes it gives them. val_probs: its validation
-    predictions when already made."""
-    if val_probs is None:
-        val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
+    predictions."""
     probs = [val_probs]
     if len(fold.test_rows):
         probs.append(predict(model, fold.x, fold.test_rows, device, p.eval_batch_size))
@@ -359,7 +362,7 @@ def _moving_average(model, ema_epochs: float, steps: int):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, aug_gen, ema) -> None:
+def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, aug_gen, ema, pseudo) -> None:
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
         **checkpoint.prefixed("model", model.state_dict()),
@@ -371,6 +374,11 @@ def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, g
         **(
             {"rng.augment": aug_gen.get_state(), "rng.cuda": torch.cuda.get_rng_state(aug_gen.device)}
             if aug_gen is not gen
+            else {}
+        ),
+        **(
+            {"pseudo.rows": torch.from_numpy(pseudo[0]), "pseudo.labels": torch.from_numpy(pseudo[1])}
+            if pseudo is not None
             else {}
         ),
     }

@@ -28,7 +28,7 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
 from kit.training import augment
-from kit.training.loop import Fold, FoldResult, fit_fold, steps_per_epoch
+from kit.training.loop import Fold, FoldResult, fit_fold, pseudo_start, steps_per_epoch
 from kit.training.metrics import confusion, scores
 from kit.training.splits import Split, make_split
 
@@ -58,6 +58,10 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         raise KitError(
             f"train.pseudo: start must be in [0, 1) and threshold in (0, 1] (got {p.pseudo.start}, {p.pseudo.threshold})"
         )
+    if p.pseudo.start > 0 and pseudo_start(p) >= p.epochs:
+        raise KitError(f"train.pseudo.start: {p.pseudo.start} of {p.epochs} epochs leaves no epoch to self-train")
+    if p.augment.freq_shift < 0:
+        raise KitError(f"train.augment.freq_shift must be ≥ 0 (0 = off), got {p.augment.freq_shift}")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
