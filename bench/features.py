@@ -51,10 +51,9 @@ def run(args, tmp: Path) -> None:
     clips = ds.splits["train"][: args.clips]
     ds = dataclasses.replace(ds, splits={"train": clips})
     frontends = args.frontends.split(",")
-    params = {
-        fe: dataclasses.replace(FeaturesParams(), frontend=fe, input="mix") for fe in frontends
-    }  # as the baseline
-    sr = FeaturesParams().logmel.sr
+    mix = dataclasses.replace(FeaturesParams(), input="mix")  # what the baseline computes
+    params = {fe: dataclasses.replace(mix, frontend=fe) for fe in frontends}
+    sr = mix.logmel.sr
 
     def baseline():
         out = []

@@ -118,8 +118,8 @@ def _worker(args) -> tuple[float, float, int, float]:
 
 
 def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int, device, tmp: str, compile: bool):
-    """(summed samples/s, slowest start-up s, procs) of `procs` trainings running at once: samples
-    trained by all of them over the common window from the barrier to the last one's end."""
+    """(summed samples/s, slowest start-up s) of `procs` trainings running at once: samples trained
+    by all of them over the common window from the barrier to the last one's end."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -127,7 +127,7 @@ def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int,
     with ctx.Pool(procs, initializer=_init_worker, initargs=(ctx.Barrier(procs, timeout=900),)) as pool:
         results = pool.map(_worker, jobs)
     window = max(end for _, end, _, _ in results) - min(start for start, _, _, _ in results)
-    return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results), procs
+    return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results)
 
 
 def _sync(device) -> None:
@@ -183,11 +183,10 @@ def main() -> None:
                 runs.append((*kit_path(args.arch, x, y, args.batch_size, device, Path(tmp) / f"c{f}x{t}", True), 1))
             if args.procs > 1:
                 work = f"{tmp}/procs{f}x{t}"
-                runs.append(
-                    concurrent_rate(
-                        args.procs, args.arch, (f, t), args.samples, args.batch_size, device, work, args.compile
-                    )
+                rate = concurrent_rate(
+                    args.procs, args.arch, (f, t), args.samples, args.batch_size, device, work, args.compile
                 )
+                runs.append((*rate, args.procs))
             rates = [r for r, _, _ in runs]
             console.print(f"{label}: plain {plain:.1f}, kit " + ", ".join(f"{r:.1f}" for r in rates) + " samples/s")
             table.add_row(label, f"{plain:.1f}", *(f"{r:.1f}" for r in rates), f"{max(rates) / plain:.2f}×")

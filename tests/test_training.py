@@ -272,7 +272,7 @@ def test_self_training_labels_unlabelled_clips_itself_and_never_reads_their_labe
     second = fit_fold(dataclasses.replace(fold, y=scrambled), p, "cnn4", 0, cpu, tmp_path / "b")
     assert np.array_equal(first.test_probs, second.test_probs)
     assert first.history[-1]["val_accuracy"] != second.history[-1]["val_accuracy"]
-    plain = fit_fold(dataclasses.replace(fold, test_rows=None), p, "cnn4", 0, cpu, tmp_path / "c")
+    plain = fit_fold(fold, dataclasses.replace(p, pseudo=PseudoParams()), "cnn4", 0, cpu, tmp_path / "c")
     assert "pseudo_labels" not in plain.history[0] and not np.allclose(plain.test_probs, first.test_probs)
 
 

@@ -239,9 +239,7 @@ def log_filterbank(n_bins: int, n_fft: int, sr: int, fmin: float, fmax: float) -
     hi = np.maximum(edges[2:], centres + df)[:, None]
     mid = centres[:, None]
     freqs = np.arange(n_fft // 2 + 1)[None, :] * df
-    up = np.clip((freqs - lo) / (mid - lo), 0, None)
-    down = np.clip((hi - freqs) / (hi - mid), 0, None)
-    weights = np.minimum(up, down).clip(0, 1)
+    weights = np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)).clip(min=0)  # peak 1 at mid
     return weights / weights.sum(axis=1, keepdims=True)
 
 

@@ -154,8 +154,7 @@ def sum_mix(x, y, p: AugmentParams, spec: SumSpec, unit: float, gen):
     """Replace a `p.sum_mix` share of the batch by clip + partner clip, summed as powers.
 
     `x` holds log powers in every channel (`unit` per neper, from `log_unit`), so the sum is a
-    log-add-exp; the partner is scaled
-    by a uniform gain within ±`p.sum_gain_db`. With `partner_channel` set, only the partner's
+    log-add-exp; the partner is scaled by a uniform gain within ±`p.sum_gain_db`. With `partner_channel` set, only the partner's
     vocals are added (to every channel): one accompaniment, two voices, as in real duets. The
     label of a sum is `table[y, y_partner]`. An example never partners itself.
     """

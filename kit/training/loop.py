@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ class Fold:
     num_classes: int
     sum_spec: augment.SumSpec | None = None  # sum mixing, or None when it is off
     log_unit: float = 0.0  # feature units per neper of power (sum mixing, filter augmentation); 0: not log power
-    test_rows: np.ndarray | None = None  # self-training: rows of x holding the test clips; None: off
+    test_rows: np.ndarray = field(default_factory=lambda: np.arange(0))  # rows of x holding test clips (self-training)
 
 
 @dataclass
@@ -161,7 +161,7 @@ def fit_fold(
         sched.replay(history, p.metric)
 
     stale = 0 if not history else len(history) - 1 - best["epoch"]
-    pseudo_from = pseudo_start(p) if fold.test_rows is not None else None
+    pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
     for epoch in range(start, p.epochs):
         if p.early_stop and stale >= p.early_stop:
             break

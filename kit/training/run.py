@@ -106,7 +106,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 store.meta["num_classes"],
                 sums,
                 unit,
-                np.arange(len(labels), len(x)) if p.pseudo.start > 0 else None,
+                np.arange(len(labels), len(x)),  # empty unless self-training put the test clips in x
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
