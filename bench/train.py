@@ -1,7 +1,7 @@
 """Benchmark: training samples/s, a plain fp32 eager DataLoader loop vs kit's training path.
 
     python bench/train.py [--arch resnet34] [--samples 256] [--batch-size 32] [--device auto]
-                          [--compile] [--procs N] [--inputs logmel,fbank]
+                          [--compile] [--procs N] [--stack G] [--inputs logmel,fbank]
 
 Same process, same model, same synthetic inputs, of the shapes the seeds used (1x128x130 log-mel,
 1x299x40 filterbank); each path's second epoch is timed. The plain loop: float32 TensorDataset +
@@ -12,10 +12,12 @@ adds kit with `train.compile: true` (torch.compile; CUDA graphs on CUDA). `--pro
 kit trainings (compiled with --compile) at once on the same device, as `dvc queue start -j N` or N
 `kit train` commands would: all warm up, wait for each other, then train two epochs each, and the
 samples they trained over that common window give the summed rate (the window also holds their
-validation and checkpoint writes, so it errs low). Each figure is printed as soon
-as it is measured. The seed-A recipe (20 ResNet34 x 20 epochs x 11,886 clips of 299x40) is
-extrapolated from kit's best measured fbank rate, plus each run's start-up (epoch 1 minus a warm
-epoch: compilation, cuDNN autotuning) spread over the concurrent runs.
+validation and checkpoint writes, so it errs low). `--stack G` also runs one kit training of G
+models stacked into one (`train.stack`, compiled with --compile): G x samples per epoch. Each
+figure is printed as soon as it is measured. The seed-A recipe (20 ResNet34 x 20 epochs x 11,886
+clips of 299x40) is extrapolated from kit's best measured fbank rate, plus each training's start-up
+(epoch 1 minus a warm epoch: compilation, cuDNN autotuning) and, for single and stacked runs, its
+per-epoch checkpoint write (timed between epochs), for the 20 / (models at once) trainings it takes.
 """
 
 from __future__ import annotations
@@ -66,24 +68,42 @@ def plain_loop(arch: str, x, y, batch_size: int, device) -> float:
 
 
 def kit_path(
-    arch: str, x, y, batch_size: int, device, work: Path, compile: bool = False, epochs: int = 2, on_epoch=None
-) -> tuple[float, float]:
-    """(samples/s of the last epoch, seconds epoch 1 took beyond it: compilation, cuDNN autotuning)."""
+    arch: str,
+    x,
+    y,
+    batch_size: int,
+    device,
+    work: Path,
+    compile: bool = False,
+    epochs: int = 2,
+    on_epoch=None,
+    stack: int = 1,
+) -> tuple[float, float, float]:
+    """(samples/s of the last epoch, seconds epoch 1 took beyond it: compilation, cuDNN autotuning,
+    seconds of the checkpoint write between the last two epochs)."""
     import torch
 
     from kit.config import TrainParams
     from kit.training.loop import Fold, fit_fold
 
     p = dataclasses.replace(
-        TrainParams(), arch=arch, epochs=epochs, batch_size=batch_size, scheduler="none", compile=compile
+        TrainParams(), arch=arch, epochs=epochs, batch_size=batch_size, scheduler="none", compile=compile, stack=stack
     )
     xt = torch.from_numpy(x.astype(np.float16)).to(device)
     yt = torch.from_numpy(y).to(device)
     train_idx, val_idx = np.arange(len(x) - 8), np.arange(len(x) - 8, len(x))
     fold = Fold(xt, yt, train_idx, val_idx, None, num_classes=4)
-    result = fit_fold(fold, p, arch, 0, device, work, on_epoch=on_epoch)
+    ends: list[float] = []
+
+    def timed(records: list[dict]) -> None:
+        ends.append(time.perf_counter())
+        if on_epoch:
+            on_epoch(records[0])
+
+    result = fit_fold(fold, p, arch, list(range(stack)), device, work, on_epoch=timed)[0]
     first, last = result.history[0]["seconds"], result.history[-1]["seconds"]  # later epochs: all warm
-    return len(train_idx) / last, max(0.0, first - last)
+    save = ends[-1] - ends[-2] - last  # the epoch's own timer stops before its checkpoint is written
+    return stack * len(train_idx) / last, max(0.0, first - last), save
 
 
 TIMED_EPOCHS = 2  # --procs workers: epochs timed after the first
@@ -113,7 +133,7 @@ def _worker(args) -> tuple[float, float, int, float]:
         clock.append(time.monotonic())  # system-wide, comparable across processes
 
     epochs = 1 + TIMED_EPOCHS
-    _, startup = kit_path(arch, x, y, batch_size, device, Path(work), compile, epochs=epochs, on_epoch=on_epoch)
+    _, startup, _ = kit_path(arch, x, y, batch_size, device, Path(work), compile, epochs=epochs, on_epoch=on_epoch)
     return clock[0], clock[-1], TIMED_EPOCHS * (samples - 8), startup  # kit_path validates on 8
 
 
@@ -128,6 +148,10 @@ def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int,
         results = pool.map(_worker, jobs)
     window = max(end for _, end, _, _ in results) - min(start for start, _, _, _ in results)
     return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results)
+
+
+def _args(args, x, y, device) -> dict:
+    return {"arch": args.arch, "x": x, "y": y, "batch_size": args.batch_size, "device": device, "compile": args.compile}
 
 
 def _sync(device) -> None:
@@ -145,6 +169,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true", help="also measure kit with torch.compile")
     ap.add_argument("--procs", type=int, default=1, help="also measure N concurrent kit trainings")
+    ap.add_argument("--stack", type=int, default=1, help="also measure one kit training of G stacked models")
     ap.add_argument("--inputs", default=",".join(SHAPES), help=f"comma-separated, of: {', '.join(SHAPES)}")
     args = ap.parse_args()
     unknown = set(args.inputs.split(",")) - set(SHAPES)
@@ -167,9 +192,11 @@ def main() -> None:
     cols += ["kit + compile, samples/s"] if args.compile else []
     together = f"{args.procs} x kit{' + compile' if args.compile else ''} at once, samples/s"
     cols += [together] if args.procs > 1 else []
+    stacked = f"kit, {args.stack} stacked{' + compile' if args.compile else ''}, samples/s"
+    cols += [stacked] if args.stack > 1 else []
     for col in (*cols, "best speed-up"):
         table.add_column(col, justify="left" if col == "input" else "right")
-    best_fbank = (0.0, 0.0, 1)  # samples/s, start-up s, runs at once (as each entry of `runs`)
+    best_fbank = (0.0, 0.0, 0.0, 1)  # samples/s, start-up s, checkpoint s per epoch, models at once
     console = Console()
     with tempfile.TemporaryDirectory(prefix="kit-bench-train-") as tmp:
         for name in args.inputs.split(","):
@@ -183,23 +210,28 @@ def main() -> None:
                 runs.append((*kit_path(args.arch, x, y, args.batch_size, device, Path(tmp) / f"c{f}x{t}", True), 1))
             if args.procs > 1:
                 work = f"{tmp}/procs{f}x{t}"
-                rate = concurrent_rate(
+                rate, startup = concurrent_rate(
                     args.procs, args.arch, (f, t), args.samples, args.batch_size, device, work, args.compile
                 )
-                runs.append((*rate, args.procs))
-            rates = [r for r, _, _ in runs]
+                runs.append((rate, startup, 0.0, args.procs))  # their window holds the checkpoint writes
+            if args.stack > 1:
+                work = Path(tmp) / f"stack{f}x{t}"
+                runs.append((*kit_path(**_args(args, x, y, device), work=work, stack=args.stack), args.stack))
+            rates = [r for r, *_ in runs]
             console.print(f"{label}: plain {plain:.1f}, kit " + ", ".join(f"{r:.1f}" for r in rates) + " samples/s")
             table.add_row(label, f"{plain:.1f}", *(f"{r:.1f}" for r in rates), f"{max(rates) / plain:.2f}×")
             if name == "fbank":
                 best_fbank = max(runs)
     console.print(table)
-    rate, startup, together = best_fbank
+    rate, startup, save, together = best_fbank
     if rate:
-        train_min, startup_min = 20 * 20 * 11886 / rate / 60, 20 * startup / together / 60
+        trainings = 20 / together  # each with its start-up and 20 checkpoint writes
+        train_min, rest_min = 20 * 20 * 11886 / rate / 60, trainings * (startup + 20 * save) / 60
         console.print(
             f"seed-A recipe (20 x {args.arch} x 20 epochs x 11,886 clips of 299x40) at kit's best fbank rate "
-            f"({rate:.0f} samples/s, {together} at once): {train_min:.1f} min training + {startup_min:.1f} min "
-            f"start-up (20 x {startup:.0f} s / {together}) = {train_min + startup_min:.1f} min on {device}"
+            f"({rate:.0f} samples/s, {together} models at once): {train_min:.1f} min training + {rest_min:.1f} min "
+            f"start-up and checkpoints (20 / {together} x ({startup:.0f} s + 20 x {save:.1f} s)) "
+            f"= {train_min + rest_min:.1f} min on {device}"
         )
 
 

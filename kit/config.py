@@ -218,6 +218,7 @@ class TrainParams:
     eval_batch_size: int = 256
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model; on CUDA its steps replay as CUDA graphs (~3x eager)
+    stack: int = 1  # train seeds seed..seed+stack-1 at once, as one wider model (GPU throughput); each its own run
     split: SplitParams = field(default_factory=SplitParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     pseudo: PseudoParams = field(default_factory=PseudoParams)

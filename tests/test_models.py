@@ -109,3 +109,49 @@ def test_kit_models_lists_parameter_counts():
     result = CliRunner().invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     assert "resnet34" in result.output and "21.28 M" in result.output and "0.39 M" in result.output
+
+
+@pytest.mark.parametrize(("name", "stem"), [("cnn4f", "default"), ("resnet18", "seed"), ("resnext50", "default")])
+def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
+    """G models packed into one give each member's logits for its own batch (and for a shared one)
+    and, after an SGD step on the summed losses, each member's own weights."""
+    from kit.models.stack import member_state, pack
+
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(create_model(name, num_classes=4, in_chans=2, stem=stem))
+    stacked = pack(members)
+    x, y = torch.randn(4, 3, 2, 32, 24), torch.randint(0, 4, (4, 3))
+    for training in (True, False):
+        stacked.train(training)
+        for m in members:
+            m.train(training)
+        own = torch.stack([m(x[:, g]) for g, m in enumerate(members)], 1)
+        assert torch.allclose(stacked(x), own, atol=1e-4)
+        shared = torch.stack([m(x[:, 0]) for m in members], 1)
+        assert torch.allclose(stacked(x[:, 0]), shared, atol=1e-4)
+    stacked.train()
+    opt = torch.optim.SGD(stacked.parameters(), lr=0.1)
+    logits = stacked(x)
+    sum(torch.nn.functional.cross_entropy(logits[:, g], y[:, g]) for g in range(3)).backward()
+    opt.step()
+    for g, m in enumerate(members):
+        m.train()
+        torch.optim.SGD(m.parameters(), lr=0.1).zero_grad()
+        torch.nn.functional.cross_entropy(m(x[:, g]), y[:, g]).backward()
+        with torch.no_grad():
+            for param in m.parameters():
+                param -= 0.1 * param.grad
+        state = member_state(stacked, g)
+        assert state.keys() == m.state_dict().keys()
+        assert all(torch.allclose(state[k].float(), v.float(), atol=1e-5) for k, v in m.state_dict().items())
+    head = "head.weight" if name.startswith("cnn") else "fc.weight"
+    assert not torch.allclose(member_state(stacked, 0)[head], members[1].state_dict()[head])  # members differ
+
+
+def test_models_that_mix_channels_outside_convolutions_are_not_stacked():
+    from kit.models.stack import pack
+
+    with pytest.raises(KitError, match="cannot stack DenseNet: its BatchNormAct2d mixes channels"):
+        pack([create_model("densenet201", num_classes=4) for _ in range(2)])

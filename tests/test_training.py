@@ -133,8 +133,8 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
 
 @pytest.mark.parametrize(
     "ema",
-    [[], ["--ema-epochs", "1"], ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4"]],
-    ids=["plain", "ema", "self-training"],
+    [[], ["--ema-epochs", "1"], ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4"], ["--stack", "2"]],
+    ids=["plain", "ema", "self-training", "stack"],
 )
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema):
     tiny_store(tmp_path / "data" / "features", n=200)
@@ -152,7 +152,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema)
         pytest.fail(f"no checkpoint appeared: {proc.communicate()[0]}")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "artifacts" / "runs" / "r").exists()  # no partial run folder
+    assert not (tmp_path / "artifacts" / "runs").exists()  # no partial run folder
 
     resumed = _kit(*args, cwd=tmp_path)
     out = resumed.communicate(timeout=300)[0]
@@ -160,14 +160,55 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema)
     assert "resumed from checkpoints (fold 0:" in out
     if "--pseudo-start" in ema:  # the resumed epochs trained on the pseudo-labels the checkpoint holds
         assert re.search(r"epoch +4 .* pseudo [1-9]", out), out
-    runs = [p.name for p in (tmp_path / "artifacts" / "runs").iterdir()]
-    assert runs == ["r"] and not (tmp_path / "artifacts" / "work").exists()
+    names = ["r-s0", "r-s1"] if "--stack" in ema else ["r"]
+    runs = sorted(p.name for p in (tmp_path / "artifacts" / "runs").iterdir())
+    assert runs == names and not (tmp_path / "artifacts" / "work").exists()
 
     straight = _kit(*args, "--runs", "other/runs", cwd=tmp_path)
     assert straight.wait(timeout=300) == 0
-    a = np.load(tmp_path / "artifacts/runs/r/val_probs.npy")
-    b = np.load(tmp_path / "other/runs/r/val_probs.npy")
-    assert np.allclose(a, b, atol=1e-5)  # resuming changed nothing
+    for name in names:
+        a = np.load(tmp_path / f"artifacts/runs/{name}/val_probs.npy")
+        b = np.load(tmp_path / f"other/runs/{name}/val_probs.npy")
+        assert np.allclose(a, b, atol=1e-5)  # resuming changed nothing
+
+
+@pytest.mark.parametrize("split_args", [[], ["--folds", "2"]], ids=["holdout", "kfold"])
+def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, split_args):
+    """`--stack 2` trains seeds 3 and 4 as one wider model; each lands as its own run whose saved
+    weights, loaded into a plain model, give back the run's validation probabilities."""
+    import torch
+    from safetensors.torch import load_file
+
+    from kit.features.store import FeatureStore
+    from kit.models import create_model
+    from kit.training.loop import Standardised, predict
+
+    result = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST, *split_args])
+    assert result.exit_code == 0, result.output
+    assert "2 models" in result.output and "2 runs trained at once" in result.output
+    runs = sorted((project / "artifacts" / "runs").iterdir())
+    assert [json.loads((r / "run.json").read_text())["seed"] for r in runs] == [3, 4]
+    x = torch.from_numpy(FeatureStore.open(project / "data" / "features").model_input("train"))
+    probs = []
+    for run in runs:
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["params"]["stack"] == 2 and run.name == f"cnn4-s{meta['seed']}-{meta['key'][:8]}"
+        val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
+        weights = sorted(run.glob("*.safetensors"))
+        assert len(weights) == (2 if split_args else 1)
+        if not split_args:
+            state = load_file(weights[0])
+            model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
+            model.load_state_dict(state)
+            alone = predict(model, x, val_index, torch.device("cpu"), 64)
+            assert np.allclose(alone, val_probs, atol=1e-5)
+        probs.append(val_probs)
+    assert not np.allclose(*probs)  # two models, not one twice
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert all(r.name in listing.output for r in runs)
+    again = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST, *split_args])
+    assert "runs cnn4-s3-" in again.output and "already exist with these params: nothing to do" in again.output
+    assert not (project / "artifacts" / "work").exists()
 
 
 def test_two_trainings_at_once_both_land(tmp_path):
@@ -265,14 +306,14 @@ def test_self_training_labels_unlabelled_clips_itself_and_never_reads_their_labe
         pseudo=PseudoParams(start=0.5, threshold=0.01),  # every unlabelled clip joins
     )
     cpu = torch.device("cpu")
-    first = fit_fold(fold, p, "cnn4", 0, cpu, tmp_path / "a")
+    (first,) = fit_fold(fold, p, "cnn4", [0], cpu, tmp_path / "a")
     assert [r["pseudo_labels"] for r in first.history] == [0, 0, 24, 24]  # 12 validation + 12 test clips
     scrambled = y.clone()
     scrambled[48:60] = (scrambled[48:60] + 1) % 3
-    second = fit_fold(dataclasses.replace(fold, y=scrambled), p, "cnn4", 0, cpu, tmp_path / "b")
+    (second,) = fit_fold(dataclasses.replace(fold, y=scrambled), p, "cnn4", [0], cpu, tmp_path / "b")
     assert np.array_equal(first.test_probs, second.test_probs)
     assert first.history[-1]["val_accuracy"] != second.history[-1]["val_accuracy"]
-    plain = fit_fold(fold, dataclasses.replace(p, pseudo=PseudoParams()), "cnn4", 0, cpu, tmp_path / "c")
+    (plain,) = fit_fold(fold, dataclasses.replace(p, pseudo=PseudoParams()), "cnn4", [0], cpu, tmp_path / "c")
     assert "pseudo_labels" not in plain.history[0] and not np.allclose(plain.test_probs, first.test_probs)
 
 
@@ -289,6 +330,10 @@ def test_bad_options_are_one_line_errors(project):
     assert late.exit_code == 1 and "train.pseudo.start: 0.99 of 10 epochs leaves no epoch to self-train" in late.output
     shift = runner.invoke(app, ["train", "cnn4", "--freq-shift", "-1"])
     assert shift.exit_code == 1 and "train.augment.freq_shift must be ≥ 0 (0 = off), got -1" in shift.output
+    stack = runner.invoke(app, ["train", "cnn4", "--stack", "0"])
+    assert stack.exit_code == 1 and "train.stack must be ≥ 1 (models trained at once), got 0" in stack.output
+    both = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--pseudo-start", "0.5"])
+    assert both.exit_code == 1 and "train.stack > 1 does not combine with self-training" in both.output
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4f"

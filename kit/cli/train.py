@@ -11,6 +11,7 @@ from rich.table import Table
 
 from kit.cli.ui import console, progress_bar
 from kit.config import load_params, override
+from kit.errors import KitError
 
 
 def train(
@@ -63,6 +64,10 @@ def train(
             "--compile/--no-compile", help="torch.compile the model (on CUDA: steps replayed as CUDA graphs)."
         ),
     ] = None,
+    stack: Annotated[
+        Optional[int],
+        typer.Option(help="Train seeds seed..seed+N-1 at once as one wider model (GPU); N runs."),
+    ] = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature store (params: train.features).")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Runs folder (params: train.runs).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
@@ -98,6 +103,7 @@ def train(
         ema_epochs=ema_epochs,
         device=device,
         compile=compile,
+        stack=stack,
         features=features,
         runs=runs,
     )
@@ -118,9 +124,15 @@ def train(
         pseudo=override(p.pseudo, start=pseudo_start, threshold=pseudo_threshold),
     )
 
-    with progress_bar(f"train {p.arch}", 0) as bar:
+    if report is not None and p.stack > 1:
+        raise KitError("--report writes one run's files: train without --stack")
 
-        def on_epoch(k: int, r: dict) -> None:
+    with progress_bar(f"train {p.arch}" + (f" x {p.stack}" if p.stack > 1 else ""), 0) as bar:
+
+        def on_epoch(k: int, records: list[dict]) -> None:
+            if len(records) > 1:
+                return stack_line(k, records)
+            r = records[0]
             console.print(
                 f"fold {k}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}  val acc {r['val_accuracy']:.4f}"
                 f"  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}  lr {r['lr']:.2e}"
@@ -130,17 +142,53 @@ def train(
             )
 
         outcome = run_train(p, name=name, force=force, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch))
-    run = outcome.run
+    ids = ", ".join(run.id for run in outcome.runs)
     if not outcome.trained:
-        console.print(f"[green]✓[/] run {run.id} already exists with these params: nothing to do")
+        what = f"run {ids} already exists" if len(outcome.runs) == 1 else f"runs {ids} already exist"
+        console.print(f"[green]✓[/] {what} with these params: nothing to do")
     elif any(outcome.resumed_from.values()):
         done = ", ".join(f"fold {k}: {n} epochs" for k, n in outcome.resumed_from.items() if n)
         console.print(f"resumed from checkpoints ({done})")
     if report is not None:
         from kit.registry.report import write_report
 
-        write_report(run, report)
-    render_run(run)
+        write_report(outcome.runs[0], report)
+    if len(outcome.runs) == 1:
+        render_run(outcome.runs[0])
+    else:
+        render_stack(outcome.runs)
+
+
+def stack_line(k: int, records: list[dict]) -> None:
+    """One console line for an epoch of several stacked models."""
+    acc = [r["val_accuracy"] for r in records]
+    loss = sum(r["train_loss"] for r in records) / len(records)
+    r = records[0]
+    console.print(
+        f"fold {k}  epoch {r['epoch']:>3}  {len(records)} models  loss {loss:.4f}  val acc mean {sum(acc) / len(acc):.4f}"
+        f" ({min(acc):.4f}–{max(acc):.4f})  lr {r['lr']:.2e}  {r['seconds']:.1f}s",
+        highlight=False,
+    )
+
+
+def render_stack(runs) -> None:
+    table = Table(
+        title=f"{len(runs)} runs trained at once ({runs[0].meta['wall_seconds']:.0f} s on {runs[0].meta['device']})"
+    )
+    for col in ("run", "seed", "split", "accuracy", "macro-F1", "log-loss", "best epoch"):
+        table.add_column(col)
+    for run in runs:
+        m = run.meta
+        table.add_row(
+            run.id,
+            str(m["seed"]),
+            m["split_id"],
+            f"{m['metrics']['accuracy']:.4f}",
+            f"{m['metrics']['macro_f1']:.4f}",
+            f"{m['metrics']['log_loss']:.4f}",
+            ",".join(map(str, m["best_epoch"])),
+        )
+    console.print(table)
 
 
 def render_run(run) -> None:

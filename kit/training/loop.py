@@ -1,10 +1,15 @@
 """The fit loop for one fold, readable top to bottom.
 
-    model = standardise(inputs) -> zoo model
+    model = standardise(inputs) -> zoo model (train.stack > 1: G models packed into one, see stack.py)
     for each epoch: shuffled (or class-balanced) batches -> augment -> forward -> loss -> step
                     (self-training: confidently classified validation / test clips join the batches)
                     validate the weights (or their moving average) -> keep the best epoch -> checkpoint
     predict validation and test clips with the best epoch's weights
+
+With G stacked members (seeds s, s+1, ...) each draws its own initialisation and batch order, as
+its single run would; their batches are augmented together (one generator, one mixup weight per
+step), each member's loss is its own batch's mean and the step follows their sum, so every member
+gets exactly its own gradient. Each keeps its own best epoch and comes back as its own FoldResult.
 
 Everything random comes from seeded generators saved with the checkpoint (a CPU one shuffles,
 augmentation draws from one on the batches' device, dropout from torch's own), so a resumed fold
@@ -96,28 +101,37 @@ def fit_fold(
     fold: Fold,
     p: TrainParams,
     arch: str,
-    seed: int,
+    seeds: list[int],
     device,
     work: Path,
     on_batch: Callable[[], None] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> FoldResult:
-
+    on_epoch: Callable[[list[dict]], None] | None = None,
+) -> list[FoldResult]:
+    """Train one model per seed (more than one: stacked into one) on the fold; their results in
+    seed order. on_epoch gets the epoch's record of each."""
     from kit.models import create_model
+    from kit.models.stack import pack
 
     cuda = device.type == "cuda"
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)  # batch order
-    aug_gen = torch.Generator(device).manual_seed(seed) if cuda else gen  # augmentation, on the batches' device
+    members = len(seeds)
+    torch.manual_seed(seeds[0])
+    gens = [torch.Generator().manual_seed(s) for s in seeds]  # batch orders
+    aug_gen = torch.Generator(device).manual_seed(seeds[0]) if cuda else gens[0]  # on the batches' device
     mean, std = input_stats(fold.x, fold.train_idx, p.normalize, FREQ_DIM)
-    net = create_model(
-        arch,
-        num_classes=fold.num_classes,
-        in_chans=fold.x.shape[1],
-        drop_rate=p.drop_rate,
-        stem=p.stem,
-        pretrained=p.pretrained,
-    )
+    nets = []
+    for s in seeds:  # each member initialised as its single run would be
+        torch.manual_seed(s)
+        nets.append(
+            create_model(
+                arch,
+                num_classes=fold.num_classes,
+                in_chans=fold.x.shape[1],
+                drop_rate=p.drop_rate,
+                stem=p.stem,
+                pretrained=p.pretrained,
+            )
+        )
+    net = nets[0] if members == 1 else pack(nets)
     model = Standardised(net, mean, std).to(device, memory_format=torch.channels_last)
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
@@ -133,8 +147,8 @@ def fit_fold(
     class_w = (counts.sum() / (fold.num_classes * counts)).to(device) if p.balance == "weights" else None
     sum_spec = fold.sum_spec and dataclasses.replace(fold.sum_spec, table=fold.sum_spec.table.to(device))
 
-    history: list[dict] = []
-    best = {"epoch": -1, "score": None, "weights": None}
+    histories: list[list[dict]] = [[] for _ in seeds]
+    bests = [{"epoch": -1, "score": None, "weights": None} for _ in seeds]
     pseudo = None  # (rows, labels) the latest weights give the unlabelled clips (self-training)
     start = 0
     saved = checkpoint.load(work)
@@ -142,15 +156,17 @@ def fit_fold(
         tensors, meta = saved
         model.load_state_dict(checkpoint.unprefixed("model", tensors))
         checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
-        history, start = meta["history"], meta["epoch"] + 1
-        best = {
-            "epoch": meta["best_epoch"],
-            "score": meta["best_score"],
-            "weights": checkpoint.unprefixed("best", tensors),
-        }
+        start = meta["epoch"] + 1
+        for g, m in enumerate([meta, *meta.get("members", [])]):
+            histories[g] = m["history"]
+            bests[g] = {
+                "epoch": m["best_epoch"],
+                "score": m["best_score"],
+                "weights": checkpoint.unprefixed(_member_key("best", g), tensors),
+            }
+            gens[g].set_state(tensors[_member_key("rng.generator", g)])
         if ema:
             ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
-        gen.set_state(tensors["rng.generator"])
         if cuda and "rng.augment" in tensors:  # absent when the checkpoint was written on CPU
             aug_gen.set_state(tensors["rng.augment"])
         if cuda and "rng.cuda" in tensors:
@@ -158,12 +174,12 @@ def fit_fold(
         if "pseudo.rows" in tensors:  # as computed then: a fresh prediction could flip a clip on CUDA
             pseudo = (tensors["pseudo.rows"].numpy(), tensors["pseudo.labels"].numpy())
         torch.set_rng_state(tensors["rng.torch"])
-        sched.replay(history, p.metric)
+        sched.replay(histories[0], p.metric)
 
-    stale = 0 if not history else len(history) - 1 - best["epoch"]
+    stale = [len(h) - 1 - b["epoch"] if h else 0 for h, b in zip(histories, bests)]
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
     for epoch in range(start, p.epochs):
-        if p.early_stop and stale >= p.early_stop:
+        if p.early_stop and min(stale) >= p.early_stop:
             break
         started = time.perf_counter()
         fit_idx, y_fit = fold.train_idx, fold.y
@@ -171,80 +187,124 @@ def fit_fold(
             fit_idx, y_fit = _with_pseudo(fold, *pseudo)
         model.train()
         y_fit_idx = y_fit[torch.as_tensor(fit_idx, device=y_fit.device)]
-        order = torch.as_tensor(fit_idx[_order(y_fit_idx, p.balance, gen, n_train)], device=fold.x.device)
+        orders = [fit_idx[_order(y_fit_idx, p.balance, gen, n_train)] for gen in gens]
+        order = torch.as_tensor(np.stack(orders, 1), device=fold.x.device)  # (n_train, members)
         mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
-        loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per batch
+        loss_sum = torch.zeros(members, device=device)  # summed on the device: no sync per batch
         for i in range(steps):
-            idx = order[i * p.batch_size : (i + 1) * p.batch_size]
+            idx = order[i * p.batch_size : (i + 1) * p.batch_size].reshape(-1)  # row b * members + g
             xb = fold.x[idx].to(device, non_blocking=True).float()
             yb = y_fit[idx].to(device, non_blocking=True)
             if sum_spec:
                 xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, fold.log_unit, aug_gen)
             xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
-            forward = step_model if len(idx) == p.batch_size else model  # a short last batch: not compiled again
+            full = len(idx) == p.batch_size * members
+            forward = step_model if full else model  # a short last batch: not compiled again
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 if mix:
                     xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
-                    logits = forward(xb).float()
+                    logits = forward(_by_member(xb, members)).float()
                     w, w2 = lam.float(), (1 - lam).float()
-                    loss = w * F.cross_entropy(logits, ya, class_w, label_smoothing=p.label_smoothing) + w2 * (
-                        F.cross_entropy(logits, yb2, class_w, label_smoothing=p.label_smoothing)
+                    losses = w * _losses(logits, ya, class_w, p.label_smoothing) + w2 * (
+                        _losses(logits, yb2, class_w, p.label_smoothing)
                     )
                 else:
-                    logits = forward(xb).float()
-                    loss = F.cross_entropy(logits, yb, class_w, label_smoothing=p.label_smoothing)
+                    logits = forward(_by_member(xb, members)).float()
+                    losses = _losses(logits, yb, class_w, p.label_smoothing)
+                loss = losses.sum()  # each member's gradient is its own loss's
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if ema:
                 ema.update_parameters(model)
             sched.batch_end(epoch, i)
-            loss_sum += loss.detach()
+            loss_sum += losses.detach()
             if on_batch:
                 on_batch()
-        val_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
+        all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
         if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
-            pseudo = _pseudo_labels(judged, fold, val_probs, p, device)
-        record = {
-            "epoch": epoch,
-            "train_loss": loss_sum.item() / steps,
-            "lr": opt.param_groups[0]["lr"],
-            **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
-            **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(record)
-        sched.epoch_end(record[f"val_{p.metric}"])
-        if better(p.metric, record[f"val_{p.metric}"], best["score"]):
-            best = {
+            pseudo = _pseudo_labels(judged, fold, all_probs, p, device)
+        seconds = time.perf_counter() - started
+        records = []
+        for g, val_probs in enumerate(_per_member(all_probs)):
+            record = {
                 "epoch": epoch,
-                "score": record[f"val_{p.metric}"],
-                "weights": {k: v.detach().clone() for k, v in judged.state_dict().items()},
+                "train_loss": loss_sum[g].item() / steps,
+                "lr": opt.param_groups[0]["lr"],
+                **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
+                **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
+                "seconds": seconds,
             }
-            stale = 0
-        else:
-            stale += 1
-        _save(work, model, opt, best, history, epoch, gen, aug_gen, ema, pseudo)
+            histories[g].append(record)
+            records.append(record)
+            if better(p.metric, record[f"val_{p.metric}"], bests[g]["score"]):
+                bests[g] = {"epoch": epoch, "score": record[f"val_{p.metric}"], "weights": _weights(judged, g)}
+                stale[g] = 0
+            else:
+                stale[g] += 1
+        sched.epoch_end(records[0][f"val_{p.metric}"])  # plateau: one member only (run.train checks)
+        _save(work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
         if on_epoch:
-            on_epoch(record)
+            on_epoch(records)
 
-    if p.keep == "best":
-        model.load_state_dict(best["weights"])
-        kept = best["epoch"]
-    else:  # the last epoch run (its score is in the history)
-        model.load_state_dict(judged.state_dict())
-        kept = history[-1]["epoch"]
-    val_probs = predict(model, fold.x, fold.val_idx, device, p.eval_batch_size)
-    test_probs = None
-    if fold.x_test is not None:
-        test_probs = predict(model, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
-    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
-    return FoldResult(kept, score, val_probs, test_probs, weights, history, len(history))
+    results = []
+    for g, (history, best) in enumerate(zip(histories, bests)):
+        if p.keep == "best":
+            weights, kept = best["weights"], best["epoch"]
+        else:  # the last epoch run (its score is in the history)
+            weights, kept = _weights(judged, g), history[-1]["epoch"]
+        single = (
+            model if members == 1 else Standardised(nets[g], mean, std).to(device, memory_format=torch.channels_last)
+        )
+        single.load_state_dict(weights)
+        val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size)
+        test_probs = None
+        if fold.x_test is not None:
+            test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
+        weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
+        score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
+        results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
+    return results
+
+
+def _by_member(xb, members: int):
+    """(B * members, C, F, T) rows b * members + g -> (B, members, C, F, T); one member: as is."""
+    return xb if members == 1 else xb.view(-1, members, *xb.shape[1:])
+
+
+def _losses(logits, y, class_w, smoothing: float):
+    """Each member's mean cross-entropy over its batch: (members,), from (B, members, K) logits and
+    (B * members,) labels, or (1,) from one model's (B, K)."""
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, y, class_w, label_smoothing=smoothing).reshape(1)
+    y = y.view(logits.shape[:2])
+    per = F.cross_entropy(logits.transpose(1, 2), y, class_w, reduction="none", label_smoothing=smoothing)
+    return per.mean(0) if class_w is None else per.sum(0) / class_w[y].sum(0)  # as reduction="mean" would
+
+
+def _per_member(probs: np.ndarray) -> list[np.ndarray]:
+    """predict's output as one (N, K) array per member."""
+    return [probs] if probs.ndim == 2 else list(probs.transpose(1, 0, 2))
+
+
+def _weights(model, g: int) -> dict:
+    """Member g's state_dict (copies), as its own single model's."""
+    from kit.models.stack import Stacked, member_state
+
+    if not isinstance(model.net, Stacked):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stats = {"mean": model.mean.clone(), "std": model.std.clone()}
+    return stats | checkpoint.prefixed("net", member_state(model.net, g))
+
+
+def _member_key(name: str, g: int) -> str:
+    """Checkpoint name of member g's `name` (member 0: as a single run's checkpoint has it)."""
+    return name if g == 0 else f"{name}{g}"
 
 
 def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
-    """Softmax probabilities (len(idx), K) float32, in idx order."""
+    """Softmax probabilities (len(idx), K) float32, in idx order ((len(idx), G, K) from G stacked
+    members)."""
     model.eval()
     out = []
     cuda = device.type == "cuda"
@@ -252,7 +312,7 @@ def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
         for start in range(0, len(idx), batch_size):
             sel = torch.as_tensor(idx[start : start + batch_size], device=x.device)
             xb = x[sel].to(device).float().contiguous(memory_format=torch.channels_last)
-            out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+            out.append(torch.softmax(model(xb).float(), dim=-1).cpu())
     return torch.cat(out).numpy()
 
 
@@ -362,18 +422,17 @@ def _moving_average(model, ema_epochs: float, steps: int):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, gen, aug_gen, ema, pseudo) -> None:
+def _save(work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, ema, pseudo) -> None:
+    """The checkpoint: member 0 under a single run's names, members 1.. beside it."""
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
         **checkpoint.prefixed("model", model.state_dict()),
         **(checkpoint.prefixed("ema", ema.state_dict()) if ema else {}),
-        **checkpoint.prefixed("best", best["weights"]),
         **opt_tensors,
-        "rng.generator": gen.get_state(),
         "rng.torch": torch.get_rng_state(),
         **(
             {"rng.augment": aug_gen.get_state(), "rng.cuda": torch.cuda.get_rng_state(aug_gen.device)}
-            if aug_gen is not gen
+            if aug_gen is not gens[0]
             else {}
         ),
         **(
@@ -382,13 +441,11 @@ def _save(work: Path, model, opt, best: dict, history: list[dict], epoch: int, g
             else {}
         ),
     }
-    meta = {
-        "epoch": epoch,
-        "best_epoch": best["epoch"],
-        "best_score": best["score"],
-        "history": history,
-        "optimizer": opt_rest,
-    }
+    members = [{"best_epoch": b["epoch"], "best_score": b["score"], "history": h} for b, h in zip(bests, histories)]
+    for g, (best, gen) in enumerate(zip(bests, gens)):
+        tensors |= checkpoint.prefixed(_member_key("best", g), best["weights"])
+        tensors[_member_key("rng.generator", g)] = gen.get_state()
+    meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
     checkpoint.save(work, tensors, meta)
 
 

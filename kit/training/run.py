@@ -3,7 +3,8 @@
 Work in progress lives in `artifacts/work/<key>/`, where the key hashes every effective
 param with the feature hash and split id: the same command re-run after a crash finds its
 checkpoints there and resumes. A finished run is written to `artifacts/runs/<run_id>/` in one
-rename and its work folder removed.
+rename and its work folder removed. `train.stack: G` trains seeds seed..seed+G-1 together (one
+work folder, that of the first seed) and writes G runs, each keyed by its own seed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +41,13 @@ NOT_HASHED = ("features", "runs", "eval_batch_size", "device")  # don't change w
 class Callbacks:
     start: Callable[[int], None] | None = None  # total optimisation steps still to run
     batch: Callable[[], None] | None = None
-    epoch: Callable[[int, dict], None] | None = None  # (fold, record)
+    epoch: Callable[[int, list[dict]], None] | None = None  # (fold, each member's record)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    run: registry.Run
-    trained: bool  # False: an identical run already existed, nothing was done
+    runs: list[registry.Run]  # one per seed of the stack
+    trained: bool  # False: identical runs already existed, nothing was done
     resumed_from: dict[int, int]  # fold -> epochs already done when this process started
 
 
@@ -62,32 +64,33 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         raise KitError(f"train.pseudo.start: {p.pseudo.start} of {p.epochs} epochs leaves no epoch to self-train")
     if p.augment.freq_shift < 0:
         raise KitError(f"train.augment.freq_shift must be ≥ 0 (0 = off), got {p.augment.freq_shift}")
+    if p.stack < 1:
+        raise KitError(f"train.stack must be ≥ 1 (models trained at once), got {p.stack}")
+    if p.stack > 1 and (p.pseudo.start > 0 or p.scheduler == "plateau"):
+        raise KitError("train.stack > 1 does not combine with self-training (train.pseudo) or the plateau scheduler")
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
     unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
     sums = augment.sum_spec(p.augment, store.meta["num_classes"], store.meta.get("channels", []))
     split = make_split(labels, p.split, groups)
-    params = dataclasses.asdict(p)
-    key = _digest({k: v for k, v in params.items() if k not in NOT_HASHED}, store.feature_hash, split.id)
-    run_id = name or f"{p.arch.replace(':', '-').replace('/', '-')}-s{p.seed}-{key[:8]}"
+    members = [dataclasses.replace(p, seed=p.seed + g) for g in range(p.stack)]
+    params = [dataclasses.asdict(m) for m in members]
+    keys = [_digest({k: v for k, v in q.items() if k not in NOT_HASHED}, store.feature_hash, split.id) for q in params]
+    run_ids = [_run_id(m, key, name, p.stack) for m, key in zip(members, keys)]
     runs_dir = Path(p.runs)
-    existing = runs_dir / run_id
-    if existing.exists() and not force:
-        with contextlib.suppress(KitError):
-            run = registry.read_run(existing)
-            if run.meta.get("key") == key:
-                return Outcome(run, False, {})
-        raise KitError(f"run {run_id} already exists with other params: pass --force to replace it, or --name")
+    done = [_existing(runs_dir / run_id, key, force) for run_id, key in zip(run_ids, keys)]
+    if all(done):
+        return Outcome(done, False, {})
     if min(len(t) for t, _ in split.folds) < 2:
         raise KitError(f"{p.features}: too few train clips for a {split.id} split")
 
     device = resolve_device(p.device)
-    work = runs_dir.parent / "work" / key
+    work = runs_dir.parent / "work" / keys[0]
     started = time.perf_counter()
     with _lock(work):
         x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
-        results: dict[int, FoldResult] = {}
+        results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, split)
         if cb.start:
             cb.start(
@@ -110,15 +113,43 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         seconds = time.perf_counter() - started
-        path = registry.write(
-            runs_dir,
-            run_id,
-            lambda tmp: _fill(tmp, run_id, p, params, key, store, split, results, labels, device, seconds),
-        )
+        for g, (m, run_id, key) in enumerate(zip(members, run_ids, keys)):
+            if done[g] is None:
+                fill = partial(
+                    _fill,
+                    run_id=run_id,
+                    p=m,
+                    params=params[g],
+                    key=key,
+                    store=store,
+                    split=split,
+                    results={k: r[g] for k, r in results.items()},
+                    labels=labels,
+                    device=device,
+                    seconds=seconds,
+                )
+                registry.write(runs_dir, run_id, fill)
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
-    return Outcome(registry.read_run(path), True, resumed)
+    return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed)
+
+
+def _run_id(p: TrainParams, key: str, name: str | None, stack: int) -> str:
+    if name:
+        return name if stack == 1 else f"{name}-s{p.seed}"
+    return f"{p.arch.replace(':', '-').replace('/', '-')}-s{p.seed}-{key[:8]}"
+
+
+def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
+    """The run at `path` when it was trained with these params; None when it is to be trained."""
+    if not path.exists() or force:
+        return None
+    with contextlib.suppress(KitError):
+        run = registry.read_run(path)
+        if run.meta.get("key") == key:
+            return run
+    raise KitError(f"run {path.name} already exists with other params: pass --force to replace it, or --name")
 
 
 def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
@@ -137,58 +168,66 @@ def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
     return both, torch.from_numpy(y).to(device), both[len(x) :]
 
 
-def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks) -> FoldResult:
-    """Train fold k, or load it when an earlier process finished it."""
+def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks) -> list[FoldResult]:
+    """Train fold k (each member of the stack), or load it when an earlier process finished it."""
     from safetensors.torch import load_file, save_file
 
     from kit.atomic import atomic_dir
 
     done = work / f"fold{k}.done"
+    names = ["" if g == 0 else f"-{g}" for g in range(p.stack)]  # member 0: as a single run's
     if (done / "result.json").exists():
-        meta = json.loads((done / "result.json").read_text())
-        arrays = np.load(done / "probs.npz")
-        return FoldResult(
-            meta["best_epoch"],
-            meta["best_score"],
-            arrays["val"],
-            arrays["test"] if "test" in arrays else None,
-            load_file(done / "weights.safetensors"),
-            meta["history"],
-            meta["epochs_run"],
-        )
-    result = fit_fold(
+        results = []
+        for sfx in names:
+            meta = json.loads((done / f"result{sfx}.json").read_text())
+            arrays = np.load(done / f"probs{sfx}.npz")
+            results.append(
+                FoldResult(
+                    meta["best_epoch"],
+                    meta["best_score"],
+                    arrays["val"],
+                    arrays["test"] if "test" in arrays else None,
+                    load_file(done / f"weights{sfx}.safetensors"),
+                    meta["history"],
+                    meta["epochs_run"],
+                )
+            )
+        return results
+    results = fit_fold(
         fold,
         p,
         p.arch,
-        p.seed * 1000 + k,
+        [(p.seed + g) * 1000 + k for g in range(p.stack)],  # each member's seed as its single run's
         device,
         work / f"fold{k}",
         cb.batch,
         (lambda r: cb.epoch(k, r)) if cb.epoch else None,
     )
     with atomic_dir(done) as tmp:
-        save_file({n: t.contiguous() for n, t in result.weights.items()}, tmp / "weights.safetensors")
-        np.savez(
-            tmp / "probs.npz",
-            val=result.val_probs,
-            **({"test": result.test_probs} if result.test_probs is not None else {}),
-        )
-        (tmp / "result.json").write_text(
-            json.dumps(
-                {
-                    "best_epoch": result.best_epoch,
-                    "best_score": result.best_score,
-                    "history": result.history,
-                    "epochs_run": result.epochs_run,
-                }
+        for sfx, result in zip(names, results):
+            save_file({n: t.contiguous() for n, t in result.weights.items()}, tmp / f"weights{sfx}.safetensors")
+            np.savez(
+                tmp / f"probs{sfx}.npz",
+                val=result.val_probs,
+                **({"test": result.test_probs} if result.test_probs is not None else {}),
             )
-        )
+            (tmp / f"result{sfx}.json").write_text(
+                json.dumps(
+                    {
+                        "best_epoch": result.best_epoch,
+                        "best_score": result.best_score,
+                        "history": result.history,
+                        "epochs_run": result.epochs_run,
+                    }
+                )
+            )
     shutil.rmtree(work / f"fold{k}", ignore_errors=True)
-    return result
+    return results
 
 
 def _fill(
     tmp: Path,
+    *,
     run_id: str,
     p: TrainParams,
     params: dict,
