@@ -150,10 +150,6 @@ def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int,
     return sum(n for _, _, n, _ in results) / window, max(w for _, _, _, w in results)
 
 
-def _args(args, x, y, device) -> dict:
-    return {"arch": args.arch, "x": x, "y": y, "batch_size": args.batch_size, "device": device, "compile": args.compile}
-
-
 def _sync(device) -> None:
     import torch
 
@@ -216,7 +212,8 @@ def main() -> None:
                 runs.append((rate, startup, 0.0, args.procs))  # their window holds the checkpoint writes
             if args.stack > 1:
                 work = Path(tmp) / f"stack{f}x{t}"
-                runs.append((*kit_path(**_args(args, x, y, device), work=work, stack=args.stack), args.stack))
+                rate = kit_path(args.arch, x, y, args.batch_size, device, work, args.compile, stack=args.stack)
+                runs.append((*rate, args.stack))
             rates = [r for r, *_ in runs]
             console.print(f"{label}: plain {plain:.1f}, kit " + ", ".join(f"{r:.1f}" for r in rates) + " samples/s")
             table.add_row(label, f"{plain:.1f}", *(f"{r:.1f}" for r in rates), f"{max(rates) / plain:.2f}×")

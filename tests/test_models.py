@@ -121,8 +121,8 @@ def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
     for seed in range(3):
         torch.manual_seed(seed)
         members.append(create_model(name, num_classes=4, in_chans=2, stem=stem))
-    stacked = pack(members)
     x, y = torch.randn(4, 3, 2, 32, 24), torch.randint(0, 4, (4, 3))
+    stacked = pack(members, x[:, 0], name)
     for training in (True, False):
         stacked.train(training)
         for m in members:
@@ -150,8 +150,16 @@ def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
     assert not torch.allclose(member_state(stacked, 0)[head], members[1].state_dict()[head])  # members differ
 
 
-def test_models_that_mix_channels_outside_convolutions_are_not_stacked():
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("densenet201", "it has a BatchNormAct2d layer"),  # fused BatchNorm + activation
+        ("timm:dla34", "its forward mixes channels outside its layers"),  # concatenates channels
+        ("timm:res2net50_14w_8s", "its forward mixes channels outside its layers"),  # splits channels
+    ],
+)
+def test_models_that_mix_channels_outside_convolutions_are_not_stacked(name, why):
     from kit.models.stack import pack
 
-    with pytest.raises(KitError, match="cannot stack DenseNet: its BatchNormAct2d mixes channels"):
-        pack([create_model("densenet201", num_classes=4) for _ in range(2)])
+    with pytest.raises(KitError, match=f"cannot stack {name}: {why}"):
+        pack([create_model(name, num_classes=4) for _ in range(2)], torch.randn(2, 1, 32, 24), name)

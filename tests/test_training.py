@@ -185,7 +185,7 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
 
     result = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST, *split_args])
     assert result.exit_code == 0, result.output
-    assert "2 models" in result.output and "2 runs trained at once" in result.output
+    assert "2 models" in result.output and "2 runs trained at once as one stack" in result.output
     runs = sorted((project / "artifacts" / "runs").iterdir())
     assert [json.loads((r / "run.json").read_text())["seed"] for r in runs] == [3, 4]
     x = torch.from_numpy(FeatureStore.open(project / "data" / "features").model_input("train"))
@@ -193,6 +193,7 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
     for run in runs:
         meta = json.loads((run / "run.json").read_text())
         assert meta["params"]["stack"] == 2 and run.name == f"cnn4-s{meta['seed']}-{meta['key'][:8]}"
+        assert meta["stack_seeds"] == [3, 4]
         val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
         weights = sorted(run.glob("*.safetensors"))
         assert len(weights) == (2 if split_args else 1)
@@ -208,6 +209,10 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
     assert all(r.name in listing.output for r in runs)
     again = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST, *split_args])
     assert "runs cnn4-s3-" in again.output and "already exist with these params: nothing to do" in again.output
+    if not split_args:  # seed 4 trained beside seed 5 is another run than beside seed 3
+        shifted = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "4", *FAST])
+        assert shifted.exit_code == 0 and "2 runs trained at once" in shifted.output
+        assert len(list((project / "artifacts" / "runs").iterdir())) == 4
     assert not (project / "artifacts" / "work").exists()
 
 
@@ -334,6 +339,9 @@ def test_bad_options_are_one_line_errors(project):
     assert stack.exit_code == 1 and "train.stack must be ≥ 1 (models trained at once), got 0" in stack.output
     both = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--pseudo-start", "0.5"])
     assert both.exit_code == 1 and "train.stack > 1 does not combine with self-training" in both.output
+    patience = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--early-stop", "3"])
+    assert patience.exit_code == 1 and "or early stopping" in patience.output
+    assert not (project / "artifacts").exists()  # refused before anything was written
     missing = runner.invoke(app, ["train", "cnn4", "--features", "nowhere"])
     assert missing.exit_code == 1 and "nowhere: no feature store here" in missing.output
     assert TrainParams().arch == "cnn4f"

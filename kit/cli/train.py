@@ -70,7 +70,10 @@ def train(
     ] = None,
     features: Annotated[Optional[Path], typer.Option(help="Feature store (params: train.features).")] = None,
     runs: Annotated[Optional[Path], typer.Option(help="Runs folder (params: train.runs).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Run id (default: arch-seed-hash of the params).")] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option(help="Run id (default: arch-seed-hash of the params; with --stack: NAME-s<seed> each)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of that id.")] = False,
     report: Annotated[
         Optional[Path], typer.Option(help="Also write DVC metrics / plots files (metrics.json, history, confusion).")
@@ -125,7 +128,7 @@ def train(
     )
 
     if report is not None and p.stack > 1:
-        raise KitError("--report writes one run's files: train without --stack")
+        raise KitError(f"--report writes one run's files: it does not combine with train.stack = {p.stack}")
 
     with progress_bar(f"train {p.arch}" + (f" x {p.stack}" if p.stack > 1 else ""), 0) as bar:
 
@@ -172,10 +175,8 @@ def stack_line(k: int, records: list[dict]) -> None:
 
 
 def render_stack(runs) -> None:
-    table = Table(
-        title=f"{len(runs)} runs trained at once ({runs[0].meta['wall_seconds']:.0f} s on {runs[0].meta['device']})"
-    )
-    for col in ("run", "seed", "split", "accuracy", "macro-F1", "log-loss", "best epoch"):
+    table = Table(title=f"{len(runs)} runs trained at once as one stack")
+    for col in ("run", "seed", "split", "accuracy", "macro-F1", "log-loss", "best epoch", "wall s", "device"):
         table.add_column(col)
     for run in runs:
         m = run.meta
@@ -187,6 +188,8 @@ def render_stack(runs) -> None:
             f"{m['metrics']['macro_f1']:.4f}",
             f"{m['metrics']['log_loss']:.4f}",
             ",".join(map(str, m["best_epoch"])),
+            f"{m['wall_seconds']:.0f}",
+            m["device"],
         )
     console.print(table)
 

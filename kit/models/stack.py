@@ -27,12 +27,12 @@ class GroupedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(groups, out_features, in_features))
         self.bias = nn.Parameter(torch.empty(groups, out_features)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., G*in) -> (..., G*out)
         g, out, inp = self.weight.shape
-        y = torch.einsum("bgi,goi->bgo", x.reshape(len(x), g, inp), self.weight)
+        y = torch.einsum("...gi,goi->...go", x.unflatten(-1, (g, inp)), self.weight)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(len(x), g * out)
+        return y.flatten(-2)
 
 
 class Stacked(nn.Module):
@@ -51,8 +51,19 @@ class Stacked(nn.Module):
         return self.net(wide).reshape(b, g, -1)
 
 
-def pack(models: list[nn.Module]) -> Stacked:
-    """One Stacked model computing what `models` (same architecture) compute, from their weights."""
+def pack(models: list[nn.Module], example: torch.Tensor, arch: str) -> Stacked:
+    """One Stacked model computing what `models` (same architecture `arch`) compute, from their
+    weights. Only Conv2d, BatchNorm2d and Linear layers are widened; a model with other layers
+    that hold weights, or whose forward code mixes channels (concatenating or splitting them), is
+    refused: a stack of two perturbed copies must give each copy's logits on `example`, a
+    (B, C, F, T) input batch (perturbed: zero-initialised layers would hide a branch)."""
+    gen = torch.Generator().manual_seed(0)  # not torch's global one: the training's draws stay as they were
+    probes = [_perturbed(copy.deepcopy(models[0]), gen) for _ in range(2)]
+    _check(_pack(probes, arch), probes, example, arch)
+    return _pack(models, arch)
+
+
+def _pack(models: list[nn.Module], arch: str) -> Stacked:
     g = len(models)
     net = copy.deepcopy(models[0])
     members = [dict(m.named_modules()) for m in models]
@@ -60,13 +71,47 @@ def pack(models: list[nn.Module]) -> Stacked:
         wide = _widen(module, g)
         if wide is None:
             if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
-                raise KitError(f"cannot stack {type(models[0]).__name__}: its {type(module).__name__} mixes channels")
+                raise KitError(
+                    f"cannot stack {arch}: it has a {type(module).__name__} layer (only Conv2d, BatchNorm2d and "
+                    "Linear layers stack); train it without train.stack"
+                )
             continue
         with torch.no_grad():
             for key, tensor in _members_state(wide).items():
                 tensor.copy_(torch.stack([_state(ms[name])[key] for ms in members]).reshape(tensor.shape))
         _set(net, name, wide)
     return Stacked(net, g)
+
+
+def _perturbed(model: nn.Module, gen: torch.Generator) -> nn.Module:
+    """Weights scaled by 1 ± ~10%; BatchNorm scales and biases also shifted (zero ones too)."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(1 + 0.1 * torch.randn(param.shape, generator=gen))
+            if param.dim() == 1:
+                param.add_(0.1 * torch.randn(param.shape, generator=gen))
+    return model
+
+
+def _check(stacked: Stacked, models: list[nn.Module], example: torch.Tensor, arch: str) -> None:
+    """Refuse a stack whose logits are not its members' (forward code that mixes channels)."""
+    modes = [m.training for m in (stacked, *models)]
+    for m in (stacked, *models):
+        m.eval()
+    try:
+        with torch.no_grad():
+            got = stacked(example)
+            want = torch.stack([m(example) for m in models], 1)
+        ok = got.shape == want.shape and torch.allclose(got, want, rtol=1e-3, atol=1e-3 * want.abs().max().item())
+    except RuntimeError:
+        ok = False
+    finally:
+        for m, mode in zip((stacked, *models), modes):
+            m.train(mode)
+    if not ok:
+        raise KitError(
+            f"cannot stack {arch}: its forward mixes channels outside its layers; train it without train.stack"
+        )
 
 
 def member_state(stacked: Stacked, g: int) -> dict[str, torch.Tensor]:
@@ -100,7 +145,9 @@ def _widen(module: nn.Module, g: int) -> nn.Module | None:
             module.padding_mode,
         )
     if type(module) is nn.BatchNorm2d:
-        return nn.BatchNorm2d(module.num_features * g, module.eps, module.momentum, module.affine)
+        return nn.BatchNorm2d(
+            module.num_features * g, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
     if type(module) is nn.Linear:
         return GroupedLinear(g, module.in_features, module.out_features, module.bias is not None)
     return None

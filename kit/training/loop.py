@@ -8,8 +8,9 @@
 
 With G stacked members (seeds s, s+1, ...) each draws its own initialisation and batch order, as
 its single run would; their batches are augmented together (one generator, one mixup weight per
-step), each member's loss is its own batch's mean and the step follows their sum, so every member
-gets exactly its own gradient. Each keeps its own best epoch and comes back as its own FoldResult.
+step; mixup and sum-mixing partners come from the whole step's batch, any member's), each
+member's loss is its own batch's mean and the step follows their sum, so every member gets exactly
+its own gradient. Each keeps its own best epoch and comes back as its own FoldResult.
 
 Everything random comes from seeded generators saved with the checkpoint (a CPU one shuffles,
 augmentation draws from one on the batches' device, dropout from torch's own), so a resumed fold
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kit.config import TrainParams
+from kit.errors import KitError
 from kit.training import augment, checkpoint
 from kit.training.metrics import better, scores
 
@@ -114,24 +116,29 @@ def fit_fold(
 
     cuda = device.type == "cuda"
     members = len(seeds)
+    check_stack(p, members)
     torch.manual_seed(seeds[0])
     gens = [torch.Generator().manual_seed(s) for s in seeds]  # batch orders
-    aug_gen = torch.Generator(device).manual_seed(seeds[0]) if cuda else gens[0]  # on the batches' device
+    own = cuda or members > 1  # augmentation's own generator (a single CPU run draws it from gens[0])
+    aug_gen = torch.Generator(device).manual_seed(seeds[0]) if own else gens[0]  # on the batches' device
     mean, std = input_stats(fold.x, fold.train_idx, p.normalize, FREQ_DIM)
-    nets = []
-    for s in seeds:  # each member initialised as its single run would be
-        torch.manual_seed(s)
-        nets.append(
-            create_model(
-                arch,
-                num_classes=fold.num_classes,
-                in_chans=fold.x.shape[1],
-                drop_rate=p.drop_rate,
-                stem=p.stem,
-                pretrained=p.pretrained,
-            )
+
+    def build(seed: int):  # a member, initialised as its single run would be
+        torch.manual_seed(seed)
+        return create_model(
+            arch,
+            num_classes=fold.num_classes,
+            in_chans=fold.x.shape[1],
+            drop_rate=p.drop_rate,
+            stem=p.stem,
+            pretrained=p.pretrained,
         )
-    net = nets[0] if members == 1 else pack(nets)
+
+    if members == 1:
+        net = build(seeds[0])
+    else:  # checked on two training clips: the stack must compute what its members do
+        example = fold.x[torch.as_tensor(fold.train_idx[:2], device=fold.x.device)].float().cpu()
+        net = pack([build(s) for s in seeds], (example - mean) / std, arch)
     model = Standardised(net, mean, std).to(device, memory_format=torch.channels_last)
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
@@ -162,13 +169,14 @@ def fit_fold(
             bests[g] = {
                 "epoch": m["best_epoch"],
                 "score": m["best_score"],
-                "weights": checkpoint.unprefixed(_member_key("best", g), tensors),
+                "weights": checkpoint.unprefixed(member_key("best", g), tensors),
             }
-            gens[g].set_state(tensors[_member_key("rng.generator", g)])
+            gens[g].set_state(tensors[member_key("rng.generator", g)])
         if ema:
             ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
-        if cuda and "rng.augment" in tensors:  # absent when the checkpoint was written on CPU
-            aug_gen.set_state(tensors["rng.augment"])
+        state = tensors.get("rng.augment")  # absent when a single run's checkpoint was written on CPU
+        if own and state is not None and state.numel() == aug_gen.get_state().numel():  # not another device's
+            aug_gen.set_state(state)
         if cuda and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         if "pseudo.rows" in tensors:  # as computed then: a fresh prediction could flip a clip on CUDA
@@ -253,9 +261,9 @@ def fit_fold(
             weights, kept = best["weights"], best["epoch"]
         else:  # the last epoch run (its score is in the history)
             weights, kept = _weights(judged, g), history[-1]["epoch"]
-        single = (
-            model if members == 1 else Standardised(nets[g], mean, std).to(device, memory_format=torch.channels_last)
-        )
+        single = model
+        if members > 1:
+            single = Standardised(build(seeds[g]), mean, std).to(device, memory_format=torch.channels_last)
         single.load_state_dict(weights)
         val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size)
         test_probs = None
@@ -265,6 +273,15 @@ def fit_fold(
         score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
         results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
     return results
+
+
+def check_stack(p: TrainParams, members: int) -> None:
+    """Options that act on one model's view of the training refuse a stack of several."""
+    if members > 1 and (p.pseudo.start > 0 or p.scheduler == "plateau" or p.early_stop):
+        raise KitError(
+            "train.stack > 1 does not combine with self-training (train.pseudo), the plateau scheduler"
+            " or early stopping: the members would disagree on what to do"
+        )
 
 
 def _by_member(xb, members: int):
@@ -297,7 +314,7 @@ def _weights(model, g: int) -> dict:
     return stats | checkpoint.prefixed("net", member_state(model.net, g))
 
 
-def _member_key(name: str, g: int) -> str:
+def member_key(name: str, g: int) -> str:
     """Checkpoint name of member g's `name` (member 0: as a single run's checkpoint has it)."""
     return name if g == 0 else f"{name}{g}"
 
@@ -430,11 +447,8 @@ def _save(work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, e
         **(checkpoint.prefixed("ema", ema.state_dict()) if ema else {}),
         **opt_tensors,
         "rng.torch": torch.get_rng_state(),
-        **(
-            {"rng.augment": aug_gen.get_state(), "rng.cuda": torch.cuda.get_rng_state(aug_gen.device)}
-            if aug_gen is not gens[0]
-            else {}
-        ),
+        **({"rng.augment": aug_gen.get_state()} if aug_gen is not gens[0] else {}),
+        **({"rng.cuda": torch.cuda.get_rng_state(aug_gen.device)} if aug_gen.device.type == "cuda" else {}),
         **(
             {"pseudo.rows": torch.from_numpy(pseudo[0]), "pseudo.labels": torch.from_numpy(pseudo[1])}
             if pseudo is not None
@@ -443,8 +457,8 @@ def _save(work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, e
     }
     members = [{"best_epoch": b["epoch"], "best_score": b["score"], "history": h} for b, h in zip(bests, histories)]
     for g, (best, gen) in enumerate(zip(bests, gens)):
-        tensors |= checkpoint.prefixed(_member_key("best", g), best["weights"])
-        tensors[_member_key("rng.generator", g)] = gen.get_state()
+        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"])
+        tensors[member_key("rng.generator", g)] = gen.get_state()
     meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
     checkpoint.save(work, tensors, meta)
 

@@ -30,11 +30,12 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
 from kit.training import augment
-from kit.training.loop import Fold, FoldResult, fit_fold, pseudo_start, steps_per_epoch
+from kit.training.loop import Fold, FoldResult, check_stack, fit_fold, member_key, pseudo_start, steps_per_epoch
 from kit.training.metrics import confusion, scores
 from kit.training.splits import Split, make_split
 
 NOT_HASHED = ("features", "runs", "eval_batch_size", "device")  # don't change what is learned
+UNHASHED_DEFAULTS = {"stack": 1}  # params added later: at these values every earlier run's key stays valid
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         raise KitError(f"train.augment.freq_shift must be ≥ 0 (0 = off), got {p.augment.freq_shift}")
     if p.stack < 1:
         raise KitError(f"train.stack must be ≥ 1 (models trained at once), got {p.stack}")
-    if p.stack > 1 and (p.pseudo.start > 0 or p.scheduler == "plateau"):
-        raise KitError("train.stack > 1 does not combine with self-training (train.pseudo) or the plateau scheduler")
+    check_stack(p, p.stack)
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
@@ -76,7 +76,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     split = make_split(labels, p.split, groups)
     members = [dataclasses.replace(p, seed=p.seed + g) for g in range(p.stack)]
     params = [dataclasses.asdict(m) for m in members]
-    keys = [_digest({k: v for k, v in q.items() if k not in NOT_HASHED}, store.feature_hash, split.id) for q in params]
+    stack_seeds = [m.seed for m in members] if p.stack > 1 else None  # a member trains as its stack does
+    keys = [_digest(_hashed(q), store.feature_hash, split.id, *([stack_seeds] if stack_seeds else [])) for q in params]
     run_ids = [_run_id(m, key, name, p.stack) for m, key in zip(members, keys)]
     runs_dir = Path(p.runs)
     done = [_existing(runs_dir / run_id, key, force) for run_id, key in zip(run_ids, keys)]
@@ -127,12 +128,21 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                     labels=labels,
                     device=device,
                     seconds=seconds,
+                    stack_seeds=stack_seeds,
                 )
                 registry.write(runs_dir, run_id, fill)
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
     return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed)
+
+
+def _hashed(params: dict) -> dict:
+    return {
+        k: v
+        for k, v in params.items()
+        if k not in NOT_HASHED and not (k in UNHASHED_DEFAULTS and v == UNHASHED_DEFAULTS[k])
+    }
 
 
 def _run_id(p: TrainParams, key: str, name: str | None, stack: int) -> str:
@@ -175,7 +185,7 @@ def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks)
     from kit.atomic import atomic_dir
 
     done = work / f"fold{k}.done"
-    names = ["" if g == 0 else f"-{g}" for g in range(p.stack)]  # member 0: as a single run's
+    names = [member_key("", g) for g in range(p.stack)]  # member 0: as a single run's
     if (done / "result.json").exists():
         results = []
         for sfx in names:
@@ -238,6 +248,7 @@ def _fill(
     labels: np.ndarray,
     device,
     seconds: float,
+    stack_seeds: list[int] | None,
 ) -> None:
     from safetensors.torch import save_file
 
@@ -278,6 +289,7 @@ def _fill(
         "best_epoch": [r.best_epoch for r in results.values()],
         "epochs_run": [r.epochs_run for r in results.values()],
         "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
+        **({"stack_seeds": stack_seeds} if stack_seeds else {}),  # trained together, as one model
         "wall_seconds": round(seconds, 2),
         "device": _device_name(device),
         "git": _git(),
