@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,6 +214,10 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
         shifted = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "4", *FAST])
         assert shifted.exit_code == 0 and "2 runs trained at once" in shifted.output
         assert len(list((project / "artifacts" / "runs").iterdir())) == 4
+        shutil.rmtree(runs[0])  # the seed-3 member is gone: it alone is written again
+        refill = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST], env={"COLUMNS": "250"})
+        assert refill.exit_code == 0 and f"{runs[1].name} already existed with these params: kept" in refill.output
+        assert (runs[0] / "run.json").exists() and len(list((project / "artifacts" / "runs").iterdir())) == 4
     assert not (project / "artifacts" / "work").exists()
 
 

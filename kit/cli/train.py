@@ -152,6 +152,8 @@ def train(
     elif any(outcome.resumed_from.values()):
         done = ", ".join(f"fold {k}: {n} epochs" for k, n in outcome.resumed_from.items() if n)
         console.print(f"resumed from checkpoints ({done})")
+    if outcome.kept:
+        console.print(f"{', '.join(outcome.kept)} already existed with these params: kept as they were")
     if report is not None:
         from kit.registry.report import write_report
 

@@ -50,6 +50,7 @@ class Outcome:
     runs: list[registry.Run]  # one per seed of the stack
     trained: bool  # False: identical runs already existed, nothing was done
     resumed_from: dict[int, int]  # fold -> epochs already done when this process started
+    kept: tuple[str, ...] = ()  # members that existed with these params: trained again, not rewritten
 
 
 def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
@@ -134,7 +135,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
-    return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed)
+    kept = tuple(run.id for run in done if run is not None)
+    return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed, kept)
 
 
 def _hashed(params: dict) -> dict:
