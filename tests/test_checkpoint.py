@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 import torch
 
 from kit.training import checkpoint
+
+
+def _save(folder, tensors, meta):
+    writer = checkpoint.Writer()
+    writer.save(folder, tensors, meta)
+    writer.wait()
 
 
 def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tmp_path):
@@ -14,7 +23,7 @@ def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tm
     model(torch.randn(2, 3, 6, 6)).sum().backward()
     opt.step()
     tensors, rest = checkpoint.flatten_optimizer(opt.state_dict())
-    checkpoint.save(tmp_path, tensors, {"optimizer": rest})
+    _save(tmp_path, tensors, {"optimizer": rest})
     saved, meta = checkpoint.load(tmp_path)
 
     fresh = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -23,3 +32,40 @@ def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tm
     for name in ("exp_avg", "exp_avg_sq"):
         assert state[name].stride() == model.weight.stride() != saved[f"optim.0.{name}"].stride()
         assert torch.equal(state[name], opt.state[model.weight][name])
+
+
+def test_a_checkpoint_is_written_while_training_goes_on_and_holds_the_state_it_was_handed(tmp_path, monkeypatch):
+    release, write = threading.Event(), checkpoint._write
+    monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))  # a slow disk
+    weight = torch.arange(24.0).reshape(1, 2, 3, 4).to(memory_format=torch.channels_last)
+    history = [{"epoch": 0}]
+    writer = checkpoint.Writer()
+    writer.save(tmp_path / "ckpt", {"w": weight}, {"history": history})
+    assert checkpoint.load(tmp_path / "ckpt") is None  # save returned before the write: training goes on
+    weight.mul_(-1)  # the next steps change the live state in place
+    history.append({"epoch": 1})
+    release.set()
+    writer.wait()
+    saved, meta = checkpoint.load(tmp_path / "ckpt")
+    assert torch.equal(saved["w"], torch.arange(24.0).reshape(1, 2, 3, 4)) and meta["history"] == [{"epoch": 0}]
+
+
+def test_a_failed_checkpoint_write_reaches_the_training_and_leaves_the_last_good_one(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    writer = checkpoint.Writer()
+    writer.save(tmp_path / "ckpt", {"w": torch.ones(3)}, {"epoch": 0})
+    writer.wait()
+
+    def disk_full(tensors, path):
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    writer.save(tmp_path / "ckpt", {"w": torch.zeros(3)}, {"epoch": 1})  # fails in the background
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    saved, meta = checkpoint.load(tmp_path / "ckpt")
+    assert meta == {"epoch": 0} and torch.equal(saved["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no half-written folder beside it
+    writer.wait()  # the error was handed over once

@@ -292,6 +292,34 @@ def test_the_weights_moving_average_is_what_is_validated_and_kept(project):
     assert meta["params"]["ema_epochs"] == 1000
 
 
+def test_the_moving_average_does_torchs_ema_arithmetic_and_resumes_from_its_state():
+    """kit updates the average itself (torch's update reads its step count back from the GPU every
+    step); weights, BatchNorm statistics and batch counts must come out as torch's do."""
+    import torch
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from kit.training.loop import _moving_average
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ours = _moving_average(model, 0.5, steps=4)  # decay 1 - 1 / 2
+    theirs = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    for step in range(6):
+        model(torch.randn(8, 1, 5, 5)).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        if step == 3:  # resume: a fresh average loaded from the checkpoint's state
+            ours, state = _moving_average(model, 0.5, steps=4), ours.state_dict()
+            ours.load_state_dict(state)
+        ours.update_parameters(model)
+        theirs.update_parameters(model)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    for name, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[name], value), name
+    assert not torch.equal(ours.module[0].weight, model[0].weight)  # an average, not the latest weights
+
+
 def test_self_training_labels_unlabelled_clips_itself_and_never_reads_their_labels(tmp_path):
     """From the start epoch on, the validation and test clips the model is sure of join the batches
     under its own labels: scrambling the validation labels leaves the trained weights unchanged."""

@@ -17,8 +17,8 @@ augmentation draws from one on the batches' device, dropout from torch's own), s
 continues as an uninterrupted one would: exactly on CPU; on CUDA up to cuDNN's nondeterminism.
 The model and its batches are channels_last on every device (oneDNN's fast layout on CPU, tensor
 cores' on CUDA). On CUDA the feature tensors live on the device, the forward pass runs under bf16
-autocast, no training step waits for the GPU (except with `ema_epochs`: torch's AveragedModel
-syncs at each update), and `train.compile` replays each step's forward and backward as CUDA graphs.
+autocast, no training step waits for the GPU (the weights' moving average, `ema_epochs`, included),
+and `train.compile` replays each step's forward and backward as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from kit.config import TrainParams
 from kit.errors import KitError
@@ -186,6 +187,7 @@ def fit_fold(
 
     stale = [len(h) - 1 - b["epoch"] if h else 0 for h, b in zip(histories, bests)]
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
+    writer = checkpoint.Writer()  # each epoch's checkpoint reaches the disk while the next one trains
     for epoch in range(start, p.epochs):
         if p.early_stop and min(stale) >= p.early_stop:
             break
@@ -251,9 +253,10 @@ def fit_fold(
             else:
                 stale[g] += 1
         sched.epoch_end(records[0][f"val_{p.metric}"])  # plateau: one member only (run.train checks)
-        _save(work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
+        _save(writer, work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
         if on_epoch:
             on_epoch(records)
+    writer.wait()
 
     results = []
     for g, (history, best) in enumerate(zip(histories, bests)):
@@ -433,13 +436,39 @@ def _moving_average(model, ema_epochs: float, steps: int):
     a time constant of `ema_epochs` epochs; None when off."""
     if ema_epochs <= 0:
         return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    decay = 1.0 - 1.0 / max(1.0, ema_epochs * steps)
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return _MovingAverage(model, decay=1.0 - 1.0 / max(1.0, ema_epochs * steps))
 
 
-def _save(work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, ema, pseudo) -> None:
+class _MovingAverage(AveragedModel):
+    """torch's AveragedModel with its EMA arithmetic (get_ema_multi_avg_fn; its state_dict is the
+    checkpoint's), updated without reading its step count or copying it to the device: torch's own
+    update does both every step, which makes each CUDA step wait for the GPU."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__(model, use_buffers=True)
+        self.decay = decay
+        self.started: bool | None = None  # read from the count once per training (a resumed one has steps)
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        mine = [*self.module.parameters(), *self.module.buffers()]
+        theirs = [t.detach() for t in (*model.parameters(), *model.buffers())]
+        if self.started is None:
+            self.started = bool(self.n_averaged > 0)
+        if not self.started:  # the first step starts the average at the weights
+            for m, t in zip(mine, theirs, strict=True):
+                m.copy_(t)
+            self.started = True
+        else:
+            floats = [(m, t) for m, t in zip(mine, theirs, strict=True) if m.is_floating_point()]
+            torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], 1 - self.decay)
+            for m, t in zip(mine, theirs, strict=True):  # BatchNorm's batch counts
+                if not m.is_floating_point():
+                    m.copy_(m * self.decay + t * (1 - self.decay))
+        self.n_averaged += 1
+
+
+def _save(writer, work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, ema, pseudo) -> None:
     """The checkpoint: member 0 under a single run's names, members 1.. beside it."""
     opt_tensors, opt_rest = checkpoint.flatten_optimizer(opt.state_dict())
     tensors = {
@@ -460,7 +489,7 @@ def _save(work: Path, model, opt, bests, histories, epoch: int, gens, aug_gen, e
         tensors |= checkpoint.prefixed(member_key("best", g), best["weights"])
         tensors[member_key("rng.generator", g)] = gen.get_state()
     meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
-    checkpoint.save(work, tensors, meta)
+    writer.save(work, tensors, meta)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
