@@ -38,16 +38,30 @@ def test_a_checkpoint_is_written_while_training_goes_on_and_holds_the_state_it_w
     release, write = threading.Event(), checkpoint._write
     monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))  # a slow disk
     weight = torch.arange(24.0).reshape(1, 2, 3, 4).to(memory_format=torch.channels_last)
+    count = torch.tensor(1)  # contiguous on the CPU already, like the moving average's step count
     history = [{"epoch": 0}]
     writer = checkpoint.Writer()
-    writer.save(tmp_path / "ckpt", {"w": weight}, {"history": history})
+    writer.save(tmp_path / "ckpt", {"w": weight, "count": count}, {"history": history})
     assert checkpoint.load(tmp_path / "ckpt") is None  # save returned before the write: training goes on
     weight.mul_(-1)  # the next steps change the live state in place
+    count += 1
     history.append({"epoch": 1})
     release.set()
     writer.wait()
     saved, meta = checkpoint.load(tmp_path / "ckpt")
     assert torch.equal(saved["w"], torch.arange(24.0).reshape(1, 2, 3, 4)) and meta["history"] == [{"epoch": 0}]
+    assert saved["count"].item() == 1
+
+
+def test_a_training_that_fails_lets_its_checkpoint_finish_and_reports_its_own_error(tmp_path, monkeypatch):
+    release, write = threading.Event(), checkpoint._write
+    monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))
+    threading.Timer(0.2, release.set).start()
+    with pytest.raises(KeyboardInterrupt), checkpoint.Writer() as writer:
+        writer.save(tmp_path / "ckpt", {"w": torch.ones(3)}, {"epoch": 4})
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the next epoch
+    assert checkpoint.load(tmp_path / "ckpt")[1] == {"epoch": 4}  # written whole before the error went up
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
 
 def test_a_failed_checkpoint_write_reaches_the_training_and_leaves_the_last_good_one(tmp_path, monkeypatch):

@@ -293,8 +293,9 @@ def test_the_weights_moving_average_is_what_is_validated_and_kept(project):
 
 
 def test_the_moving_average_does_torchs_ema_arithmetic_and_resumes_from_its_state():
-    """kit updates the average itself (torch's update reads its step count back from the GPU every
-    step); weights, BatchNorm statistics and batch counts must come out as torch's do."""
+    """kit updates the average itself (torch's update copies its step count to the device every
+    step, which waits for the GPU); weights, BatchNorm statistics and batch counts must come out as
+    torch's do."""
     import torch
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 

@@ -1,12 +1,13 @@
 """Training state on disk without pickle: tensors in safetensors, the rest in JSON.
 
 A checkpoint folder holds `state.safetensors` + `state.json` and is replaced atomically, so a
-run killed at any moment resumes from the last complete epoch. The fit loop saves through a
+run killed at any moment resumes from the last complete checkpoint. The fit loop saves through a
 `Writer`, which writes in the background while the next epoch trains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -23,7 +24,8 @@ class Writer:
 
     `save` waits for the previous write, copies the tensors to the CPU (the next steps change them
     in place) and returns; `wait` waits for the last one. A failed write raises in the call after
-    it. The thread is not a daemon: a training that stops on an error still finishes its write."""
+    it. As a context manager it waits on the way out; when the block raises, its error is the one
+    reported (the write still finishes first, so no other writer meets it in the folder)."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
@@ -34,6 +36,16 @@ class Writer:
         args = (folder, _snapshot(tensors), json.dumps(meta))
         self._thread = threading.Thread(target=self._run, args=args, name="kit-checkpoint")
         self._thread.start()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.wait()
+        else:
+            with contextlib.suppress(Exception):
+                self.wait()
 
     def wait(self) -> None:
         if self._thread is not None:

@@ -187,94 +187,95 @@ def fit_fold(
 
     stale = [len(h) - 1 - b["epoch"] if h else 0 for h, b in zip(histories, bests)]
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
-    writer = checkpoint.Writer()  # each epoch's checkpoint reaches the disk while the next one trains
-    for epoch in range(start, p.epochs):
-        if p.early_stop and min(stale) >= p.early_stop:
-            break
-        started = time.perf_counter()
-        fit_idx, y_fit = fold.train_idx, fold.y
-        if pseudo_from is not None and epoch >= pseudo_from:
-            fit_idx, y_fit = _with_pseudo(fold, *pseudo)
-        model.train()
-        y_fit_idx = y_fit[torch.as_tensor(fit_idx, device=y_fit.device)]
-        orders = [fit_idx[_order(y_fit_idx, p.balance, gen, n_train)] for gen in gens]
-        order = torch.as_tensor(np.stack(orders, 1), device=fold.x.device)  # (n_train, members)
-        mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
-        loss_sum = torch.zeros(members, device=device)  # summed on the device: no sync per batch
-        for i in range(steps):
-            idx = order[i * p.batch_size : (i + 1) * p.batch_size].reshape(-1)  # row b * members + g
-            xb = fold.x[idx].to(device, non_blocking=True).float()
-            yb = y_fit[idx].to(device, non_blocking=True)
-            if sum_spec:
-                xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, fold.log_unit, aug_gen)
-            xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
-            full = len(idx) == p.batch_size * members
-            forward = step_model if full else model  # a short last batch: not compiled again
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                if mix:
-                    xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
-                    logits = forward(_by_member(xb, members)).float()
-                    w, w2 = lam.float(), (1 - lam).float()
-                    losses = w * _losses(logits, ya, class_w, p.label_smoothing) + w2 * (
-                        _losses(logits, yb2, class_w, p.label_smoothing)
-                    )
+    # each epoch's checkpoint reaches the disk while the next epoch trains, the last one while the
+    # final predictions run; leaving the block waits for it (a failed write raises here)
+    with checkpoint.Writer() as writer:
+        for epoch in range(start, p.epochs):
+            if p.early_stop and min(stale) >= p.early_stop:
+                break
+            started = time.perf_counter()
+            fit_idx, y_fit = fold.train_idx, fold.y
+            if pseudo_from is not None and epoch >= pseudo_from:
+                fit_idx, y_fit = _with_pseudo(fold, *pseudo)
+            model.train()
+            y_fit_idx = y_fit[torch.as_tensor(fit_idx, device=y_fit.device)]
+            orders = [fit_idx[_order(y_fit_idx, p.balance, gen, n_train)] for gen in gens]
+            order = torch.as_tensor(np.stack(orders, 1), device=fold.x.device)  # (n_train, members)
+            mix = p.augment.mixup_alpha > 0 and epoch < p.augment.mixup_epochs * p.epochs
+            loss_sum = torch.zeros(members, device=device)  # summed on the device: no sync per batch
+            for i in range(steps):
+                idx = order[i * p.batch_size : (i + 1) * p.batch_size].reshape(-1)  # row b * members + g
+                xb = fold.x[idx].to(device, non_blocking=True).float()
+                yb = y_fit[idx].to(device, non_blocking=True)
+                if sum_spec:
+                    xb, yb = augment.sum_mix(xb, yb, p.augment, sum_spec, fold.log_unit, aug_gen)
+                xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
+                full = len(idx) == p.batch_size * members
+                forward = step_model if full else model  # a short last batch: not compiled again
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    if mix:
+                        xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
+                        logits = forward(_by_member(xb, members)).float()
+                        w, w2 = lam.float(), (1 - lam).float()
+                        losses = w * _losses(logits, ya, class_w, p.label_smoothing) + w2 * (
+                            _losses(logits, yb2, class_w, p.label_smoothing)
+                        )
+                    else:
+                        logits = forward(_by_member(xb, members)).float()
+                        losses = _losses(logits, yb, class_w, p.label_smoothing)
+                    loss = losses.sum()  # each member's gradient is its own loss's
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if ema:
+                    ema.update_parameters(model)
+                sched.batch_end(epoch, i)
+                loss_sum += losses.detach()
+                if on_batch:
+                    on_batch()
+            all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
+            if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
+                pseudo = _pseudo_labels(judged, fold, all_probs, p, device)
+            seconds = time.perf_counter() - started
+            records = []
+            for g, val_probs in enumerate(_per_member(all_probs)):
+                record = {
+                    "epoch": epoch,
+                    "train_loss": loss_sum[g].item() / steps,
+                    "lr": opt.param_groups[0]["lr"],
+                    **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
+                    **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
+                    "seconds": seconds,
+                }
+                histories[g].append(record)
+                records.append(record)
+                if better(p.metric, record[f"val_{p.metric}"], bests[g]["score"]):
+                    bests[g] = {"epoch": epoch, "score": record[f"val_{p.metric}"], "weights": _weights(judged, g)}
+                    stale[g] = 0
                 else:
-                    logits = forward(_by_member(xb, members)).float()
-                    losses = _losses(logits, yb, class_w, p.label_smoothing)
-                loss = losses.sum()  # each member's gradient is its own loss's
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema:
-                ema.update_parameters(model)
-            sched.batch_end(epoch, i)
-            loss_sum += losses.detach()
-            if on_batch:
-                on_batch()
-        all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
-        if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
-            pseudo = _pseudo_labels(judged, fold, all_probs, p, device)
-        seconds = time.perf_counter() - started
-        records = []
-        for g, val_probs in enumerate(_per_member(all_probs)):
-            record = {
-                "epoch": epoch,
-                "train_loss": loss_sum[g].item() / steps,
-                "lr": opt.param_groups[0]["lr"],
-                **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
-                **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
-                "seconds": seconds,
-            }
-            histories[g].append(record)
-            records.append(record)
-            if better(p.metric, record[f"val_{p.metric}"], bests[g]["score"]):
-                bests[g] = {"epoch": epoch, "score": record[f"val_{p.metric}"], "weights": _weights(judged, g)}
-                stale[g] = 0
-            else:
-                stale[g] += 1
-        sched.epoch_end(records[0][f"val_{p.metric}"])  # plateau: one member only (run.train checks)
-        _save(writer, work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
-        if on_epoch:
-            on_epoch(records)
-    writer.wait()
+                    stale[g] += 1
+            sched.epoch_end(records[0][f"val_{p.metric}"])  # plateau: one member only (run.train checks)
+            _save(writer, work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
+            if on_epoch:
+                on_epoch(records)
 
-    results = []
-    for g, (history, best) in enumerate(zip(histories, bests)):
-        if p.keep == "best":
-            weights, kept = best["weights"], best["epoch"]
-        else:  # the last epoch run (its score is in the history)
-            weights, kept = _weights(judged, g), history[-1]["epoch"]
-        single = model
-        if members > 1:
-            single = Standardised(build(seeds[g]), mean, std).to(device, memory_format=torch.channels_last)
-        single.load_state_dict(weights)
-        val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size)
-        test_probs = None
-        if fold.x_test is not None:
-            test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
-        weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
-        score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
-        results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
+        results = []
+        for g, (history, best) in enumerate(zip(histories, bests)):
+            if p.keep == "best":
+                weights, kept = best["weights"], best["epoch"]
+            else:  # the last epoch run (its score is in the history)
+                weights, kept = _weights(judged, g), history[-1]["epoch"]
+            single = model
+            if members > 1:
+                single = Standardised(build(seeds[g]), mean, std).to(device, memory_format=torch.channels_last)
+            single.load_state_dict(weights)
+            val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size)
+            test_probs = None
+            if fold.x_test is not None:
+                test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
+            weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
+            score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
+            results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
     return results
 
 
@@ -441,27 +442,25 @@ def _moving_average(model, ema_epochs: float, steps: int):
 
 class _MovingAverage(AveragedModel):
     """torch's AveragedModel with its EMA arithmetic (get_ema_multi_avg_fn; its state_dict is the
-    checkpoint's), updated without reading its step count or copying it to the device: torch's own
-    update does both every step, which makes each CUDA step wait for the GPU."""
+    checkpoint's), updated without copying its step count to the device: torch's own update does
+    that every step, a blocking copy that makes each CUDA step wait for the GPU. The count stays on
+    the CPU (AveragedModel puts it there), so reading it costs nothing."""
 
     def __init__(self, model: nn.Module, decay: float):
         super().__init__(model, use_buffers=True)
         self.decay = decay
-        self.started: bool | None = None  # read from the count once per training (a resumed one has steps)
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
         mine = [*self.module.parameters(), *self.module.buffers()]
         theirs = [t.detach() for t in (*model.parameters(), *model.buffers())]
-        if self.started is None:
-            self.started = bool(self.n_averaged > 0)
-        if not self.started:  # the first step starts the average at the weights
+        if self.n_averaged.item() == 0:  # the first step starts the average at the weights
             for m, t in zip(mine, theirs, strict=True):
                 m.copy_(t)
-            self.started = True
         else:
             floats = [(m, t) for m, t in zip(mine, theirs, strict=True) if m.is_floating_point()]
-            torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], 1 - self.decay)
+            if floats:
+                torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], 1 - self.decay)
             for m, t in zip(mine, theirs, strict=True):  # BatchNorm's batch counts
                 if not m.is_floating_point():
                     m.copy_(m * self.decay + t * (1 - self.decay))
