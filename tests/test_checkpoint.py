@@ -10,10 +10,12 @@ import torch
 from kit.training import checkpoint
 
 
-def _save(folder, tensors, meta):
-    writer = checkpoint.Writer()
-    writer.save(folder, tensors, meta)
-    writer.wait()
+@pytest.fixture
+def slow_disk(monkeypatch) -> threading.Event:
+    """Checkpoint writes wait until the returned event is set."""
+    release, write = threading.Event(), checkpoint._write
+    monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))
+    return release
 
 
 def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tmp_path):
@@ -23,7 +25,8 @@ def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tm
     model(torch.randn(2, 3, 6, 6)).sum().backward()
     opt.step()
     tensors, rest = checkpoint.flatten_optimizer(opt.state_dict())
-    _save(tmp_path, tensors, {"optimizer": rest})
+    with checkpoint.Writer() as writer:
+        writer.save(tmp_path, tensors, {"optimizer": rest})
     saved, meta = checkpoint.load(tmp_path)
 
     fresh = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -34,9 +37,7 @@ def test_a_resumed_optimizer_state_is_laid_out_like_its_channels_last_weights(tm
         assert torch.equal(state[name], opt.state[model.weight][name])
 
 
-def test_a_checkpoint_is_written_while_training_goes_on_and_holds_the_state_it_was_handed(tmp_path, monkeypatch):
-    release, write = threading.Event(), checkpoint._write
-    monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))  # a slow disk
+def test_a_checkpoint_is_written_while_training_goes_on_and_holds_the_state_it_was_handed(tmp_path, slow_disk):
     weight = torch.arange(24.0).reshape(1, 2, 3, 4).to(memory_format=torch.channels_last)
     count = torch.tensor(1)  # contiguous on the CPU already, like the moving average's step count
     history = [{"epoch": 0}]
@@ -46,17 +47,15 @@ def test_a_checkpoint_is_written_while_training_goes_on_and_holds_the_state_it_w
     weight.mul_(-1)  # the next steps change the live state in place
     count += 1
     history.append({"epoch": 1})
-    release.set()
+    slow_disk.set()
     writer.wait()
     saved, meta = checkpoint.load(tmp_path / "ckpt")
     assert torch.equal(saved["w"], torch.arange(24.0).reshape(1, 2, 3, 4)) and meta["history"] == [{"epoch": 0}]
     assert saved["count"].item() == 1
 
 
-def test_a_training_that_fails_lets_its_checkpoint_finish_and_reports_its_own_error(tmp_path, monkeypatch):
-    release, write = threading.Event(), checkpoint._write
-    monkeypatch.setattr(checkpoint, "_write", lambda *a: (release.wait(10), write(*a)))
-    threading.Timer(0.2, release.set).start()
+def test_a_training_that_fails_lets_its_checkpoint_finish_and_reports_its_own_error(tmp_path, slow_disk):
+    threading.Timer(0.2, slow_disk.set).start()
     with pytest.raises(KeyboardInterrupt), checkpoint.Writer() as writer:
         writer.save(tmp_path / "ckpt", {"w": torch.ones(3)}, {"epoch": 4})
         raise KeyboardInterrupt  # Ctrl-C in the middle of the next epoch

@@ -458,12 +458,15 @@ class _MovingAverage(AveragedModel):
             for m, t in zip(mine, theirs, strict=True):
                 m.copy_(t)
         else:
-            floats = [(m, t) for m, t in zip(mine, theirs, strict=True) if m.is_floating_point()]
-            if floats:
-                torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], 1 - self.decay)
-            for m, t in zip(mine, theirs, strict=True):  # BatchNorm's batch counts
-                if not m.is_floating_point():
+            averaged, latest = [], []  # the floating-point tensors, lerped together
+            for m, t in zip(mine, theirs, strict=True):
+                if m.is_floating_point():
+                    averaged.append(m)
+                    latest.append(t)
+                else:  # BatchNorm's batch counts
                     m.copy_(m * self.decay + t * (1 - self.decay))
+            if averaged:
+                torch._foreach_lerp_(averaged, latest, 1 - self.decay)
         self.n_averaged += 1
 
 
