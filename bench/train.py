@@ -2,12 +2,14 @@
 
     python bench/train.py [--arch resnet34] [--samples 256] [--batch-size 32] [--device auto]
                           [--compile] [--procs N] [--stack G] [--inputs logmel,fbank]
+                          [--precision auto|fp32|bf16]
 
 Same process, same model, same synthetic inputs, of the shapes the seeds used (1x128x130 log-mel,
 1x299x40 filterbank); each path's second epoch is timed. The plain loop: float32 TensorDataset +
 DataLoader(shuffle) + AdamW + cross-entropy. kit: `kit.training.loop.fit_fold` (float16 feature
 tensor held on the device, the default augmentation drawn on the device, channels_last, bf16
-autocast on CUDA), with a tiny validation fold so the figure is training throughput. `--compile`
+autocast where `--precision` (train.precision, default auto) puts it: CUDA and CPUs with native
+bf16), with a tiny validation fold so the figure is training throughput. `--compile`
 adds kit with `train.compile: true` (torch.compile; CUDA graphs on CUDA). `--procs N` also runs N
 kit trainings (compiled with --compile) at once on the same device, as `dvc queue start -j N` or N
 `kit train` commands would: all warm up, wait for each other, then train two epochs each, and the
@@ -30,6 +32,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +85,7 @@ def kit_path(
     epochs: int = 2,
     on_epoch=None,
     stack: int = 1,
+    precision: str = "auto",
 ) -> tuple[float, float, float, float, float]:
     """(samples/s of the last epoch, seconds epoch 1 took beyond it: compilation, cuDNN autotuning,
     seconds a checkpoint's copy to host memory took, seconds its background write took, seconds
@@ -110,7 +114,14 @@ def kit_path(
             self.writes.append(time.perf_counter() - start)
 
     p = dataclasses.replace(
-        TrainParams(), arch=arch, epochs=epochs, batch_size=batch_size, scheduler="none", compile=compile, stack=stack
+        TrainParams(),
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        scheduler="none",
+        compile=compile,
+        stack=stack,
+        precision=precision,
     )
     xt = torch.from_numpy(x.astype(np.float16)).to(device)
     yt = torch.from_numpy(y).to(device)
@@ -143,7 +154,7 @@ def _init_worker(barrier) -> None:
 def _worker(args) -> tuple[float, float, int, float]:
     """One of --procs concurrent trainings (a fresh process each): after its first epoch it waits
     for the others, then times the next TIMED_EPOCHS. (start, end, samples in between, start-up s)"""
-    arch, shape, samples, batch_size, device_name, work, compile = args
+    arch, shape, samples, batch_size, device_name, work, compile, precision = args
     import torch
 
     device = torch.device(device_name)
@@ -158,17 +169,21 @@ def _worker(args) -> tuple[float, float, int, float]:
         clock.append(time.monotonic())  # system-wide, comparable across processes
 
     epochs = 1 + TIMED_EPOCHS
-    _, startup, *_ = kit_path(arch, x, y, batch_size, device, Path(work), compile, epochs=epochs, on_epoch=on_epoch)
+    _, startup, *_ = kit_path(
+        arch, x, y, batch_size, device, Path(work), compile, epochs=epochs, on_epoch=on_epoch, precision=precision
+    )
     return clock[0], clock[-1], TIMED_EPOCHS * (samples - 8), startup  # kit_path validates on 8
 
 
-def concurrent_rate(procs: int, arch: str, shape, samples: int, batch_size: int, device, tmp: str, compile: bool):
+def concurrent_rate(
+    procs: int, arch: str, shape, samples: int, batch_size: int, device, tmp: str, compile: bool, precision: str
+):
     """(summed samples/s, slowest start-up s) of `procs` trainings running at once: samples trained
     by all of them over the common window from the barrier to the last one's end."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    jobs = [(arch, shape, samples, batch_size, str(device), f"{tmp}/p{i}", compile) for i in range(procs)]
+    jobs = [(arch, shape, samples, batch_size, str(device), f"{tmp}/p{i}", compile, precision) for i in range(procs)]
     with ctx.Pool(procs, initializer=_init_worker, initargs=(ctx.Barrier(procs, timeout=900),)) as pool:
         results = pool.map(_worker, jobs)
     window = max(end for _, end, _, _ in results) - min(start for start, _, _, _ in results)
@@ -191,6 +206,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also measure kit with torch.compile")
     ap.add_argument("--procs", type=int, default=1, help="also measure N concurrent kit trainings")
     ap.add_argument("--stack", type=int, default=1, help="also measure one kit training of G stacked models")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="kit's train.precision")
     ap.add_argument("--inputs", default=",".join(SHAPES), help=f"comma-separated, of: {', '.join(SHAPES)}")
     args = ap.parse_args()
     unknown = set(args.inputs.split(",")) - set(SHAPES)
@@ -204,10 +220,13 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
+    from kit.training.loop import autocast_dtype
+
+    amp = "bf16" if autocast_dtype(args.precision, device) is not None else "fp32"
     rng = np.random.default_rng(0)
     table = Table(
         title=f"{args.arch} training throughput on {device} ({torch.get_num_threads()} threads), "
-        f"batch {args.batch_size}, {args.samples} samples"
+        f"batch {args.batch_size}, {args.samples} samples, kit in {amp}"
     )
     cols = ["input", "plain fp32 loop, samples/s", "kit, samples/s"]
     cols += ["kit + compile, samples/s"] if args.compile else []
@@ -226,18 +245,27 @@ def main() -> None:
             x = rng.normal(size=(args.samples, 1, f, t)).astype(np.float32)
             y = rng.integers(0, 4, args.samples)
             plain = plain_loop(args.arch, x, y, args.batch_size, device)
-            runs = [(*kit_path(args.arch, x, y, args.batch_size, device, Path(tmp) / f"{f}x{t}"), 1)]
+            kit = partial(kit_path, args.arch, x, y, args.batch_size, device, precision=args.precision)
+            runs = [(*kit(Path(tmp) / f"{f}x{t}"), 1)]
             if args.compile:
-                runs.append((*kit_path(args.arch, x, y, args.batch_size, device, Path(tmp) / f"c{f}x{t}", True), 1))
+                runs.append((*kit(Path(tmp) / f"c{f}x{t}", True), 1))
             if args.procs > 1:
                 work = f"{tmp}/procs{f}x{t}"
                 rate, startup = concurrent_rate(
-                    args.procs, args.arch, (f, t), args.samples, args.batch_size, device, work, args.compile
+                    args.procs,
+                    args.arch,
+                    (f, t),
+                    args.samples,
+                    args.batch_size,
+                    device,
+                    work,
+                    args.compile,
+                    args.precision,
                 )
                 runs.append((rate, startup, 0.0, 0.0, 0.0, args.procs))  # their window holds most checkpoint writes
             if args.stack > 1:
                 work = Path(tmp) / f"stack{f}x{t}"
-                rate = kit_path(args.arch, x, y, args.batch_size, device, work, args.compile, stack=args.stack)
+                rate = kit(work, args.compile, stack=args.stack)
                 runs.append((*rate, args.stack))
             rates = [r for r, *_ in runs]
             console.print(f"{label}: plain {plain:.1f}, kit " + ", ".join(f"{r:.1f}" for r in rates) + " samples/s")

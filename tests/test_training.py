@@ -134,17 +134,24 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
 
 @pytest.mark.parametrize(
     "ema",
-    [[], ["--ema-epochs", "1"], ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4"], ["--stack", "2"]],
-    ids=["plain", "ema", "self-training", "stack"],
+    [
+        [],
+        ["--ema-epochs", "1"],
+        ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4", "--no-refit"],
+        ["--stack", "2"],
+        ["--refit", "--keep", "last"],
+    ],
+    ids=["plain", "ema", "self-training", "stack", "refit"],
 )
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema):
     tiny_store(tmp_path / "data" / "features", n=200)
     args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG, *ema]
     proc = _kit(*args, cwd=tmp_path)
     state = tmp_path / "artifacts" / "work"
+    fold = "fold1" if "--refit" in ema else "fold0"  # the refit trains after the holdout fold
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until at least 2 epochs are checkpointed
-        done = list(state.glob("*/fold0/state.json"))
+        done = list(state.glob(f"*/{fold}/state.json"))
         if done and json.loads(done[0].read_text())["epoch"] >= 1:
             break
         time.sleep(0.05)
@@ -171,6 +178,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema)
         a = np.load(tmp_path / f"artifacts/runs/{name}/val_probs.npy")
         b = np.load(tmp_path / f"other/runs/{name}/val_probs.npy")
         assert np.allclose(a, b, atol=1e-5)  # resuming changed nothing
+        a, b = (np.load(tmp_path / f"{runs}/{name}/test_probs.npy") for runs in ("artifacts/runs", "other/runs"))
+        assert np.allclose(a, b, atol=1e-5)
 
 
 @pytest.mark.parametrize("split_args", [[], ["--folds", "2"]], ids=["holdout", "kfold"])
@@ -182,7 +191,7 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
 
     from kit.features.store import FeatureStore
     from kit.models import create_model
-    from kit.training.loop import Standardised, predict
+    from kit.training.loop import Standardised, autocast_dtype, predict
 
     result = runner.invoke(app, ["train", "cnn4", "--stack", "2", "--seed", "3", *FAST, *split_args])
     assert result.exit_code == 0, result.output
@@ -195,14 +204,17 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
         meta = json.loads((run / "run.json").read_text())
         assert meta["params"]["stack"] == 2 and run.name == f"cnn4-s{meta['seed']}-{meta['key'][:8]}"
         assert meta["stack_seeds"] == [3, 4]
+        if not split_args:  # each member refits for its own kept epoch count
+            assert meta["refit"]["epochs"] == meta["best_epoch"][0] + 1 and (run / "refit.safetensors").exists()
         val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
-        weights = sorted(run.glob("*.safetensors"))
+        weights = sorted(run.glob("fold*.safetensors")) or [run / "model.safetensors"]
         assert len(weights) == (2 if split_args else 1)
         if not split_args:
             state = load_file(weights[0])
             model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
             model.load_state_dict(state)
-            alone = predict(model, x, val_index, torch.device("cpu"), 64)
+            cpu = torch.device("cpu")
+            alone = predict(model, x, val_index, cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(alone, val_probs, atol=1e-5)
         probs.append(val_probs)
     assert not np.allclose(*probs)  # two models, not one twice
@@ -219,6 +231,42 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
         assert refill.exit_code == 0 and f"{runs[1].name} already existed with these params: kept" in refill.output
         assert (runs[0] / "run.json").exists() and len(list((project / "artifacts" / "runs").iterdir())) == 4
     assert not (project / "artifacts" / "work").exists()
+
+
+def test_refit_trains_on_every_clip_for_the_kept_epochs_and_predicts_the_test_clips(project):
+    import torch
+    from safetensors.torch import load_file
+
+    from kit.features.store import FeatureStore
+    from kit.models import create_model
+    from kit.training.loop import Standardised, autocast_dtype, predict
+
+    plain = runner.invoke(app, ["train", "cnn4", *FAST, "--no-refit", "--name", "plain"])
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--refit", "--name", "refit"])
+    assert plain.exit_code == 0 and result.exit_code == 0, result.output
+    assert re.search(r"refit +epoch +0 +loss", result.output) and "test predictions from the refit" in result.output
+    runs = project / "artifacts" / "runs"
+    meta = json.loads((runs / "refit" / "run.json").read_text())
+    assert meta["refit"] == {"epochs": meta["best_epoch"][0] + 1, "clips": 60} and meta["params"]["refit"]
+    assert len(re.findall(r"refit +epoch", result.output)) == meta["refit"]["epochs"]
+    # the holdout half is the plain run's: same validation predictions and score
+    assert np.array_equal(np.load(runs / "plain" / "val_probs.npy"), np.load(runs / "refit" / "val_probs.npy"))
+    assert meta["metrics"] == json.loads((runs / "plain" / "run.json").read_text())["metrics"]
+    test_probs = np.load(runs / "refit" / "test_probs.npy")
+    assert not np.allclose(test_probs, np.load(runs / "plain" / "test_probs.npy"), atol=1e-3)
+    x_test = torch.from_numpy(FeatureStore.open(project / "data" / "features").model_input("test"))
+    state = load_file(runs / "refit" / "refit.safetensors")  # the refit's weights give its test predictions
+    model = Standardised(create_model("cnn4", num_classes=3, in_chans=x_test.shape[1]), state["mean"], state["std"])
+    model.load_state_dict(state)
+    cpu = torch.device("cpu")
+    again = predict(model, x_test, np.arange(len(x_test)), cpu, 64, autocast_dtype("auto", cpu))
+    assert np.allclose(again, test_probs, atol=1e-5)
+
+    for bad, key in ((["--pseudo-start", "0.5"], "self-training"), (["--scheduler", "plateau"], "plateau")):
+        out = runner.invoke(app, ["train", "cnn4", *FAST, "--refit", *bad])
+        assert out.exit_code != 0 and "train.refit" in out.output and key in out.output and "--no-refit" in out.output
+    kfold = runner.invoke(app, ["train", "cnn4", *FAST, "--refit", "--folds", "2", "--name", "kfold"])
+    assert kfold.exit_code == 0 and "refit" not in json.loads((runs / "kfold" / "run.json").read_text())
 
 
 def test_two_trainings_at_once_both_land(tmp_path):
@@ -260,7 +308,7 @@ def test_corrupt_run_folders_do_not_break_the_registry(project):
 def test_schedulers_and_options_run(project):
     for extra in (
         ["--scheduler", "cosine_restarts", "--optimizer", "sgd", "--balance", "sampler"],
-        ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1"],
+        ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1", "--no-refit"],
         ["--scheduler", "multistep", "--early-stop", "1", "--stem", "seed", "--freq-shift", "2"],
     ):
         result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *NO_LOG_AUG, *extra])
@@ -276,6 +324,32 @@ def test_keep_last_keeps_the_final_epoch(project):
     (run_dir,) = (project / "artifacts" / "runs").iterdir()
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["best_epoch"] == [3] and meta["params"]["keep"] == "last"
+
+
+def test_precision_auto_is_bf16_where_the_cpu_has_it_and_runs_record_theirs(project, monkeypatch):
+    import torch
+
+    from kit.training.loop import autocast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+        assert autocast_dtype("auto", cuda) == autocast_dtype("bf16", cpu) == torch.bfloat16
+        assert autocast_dtype("fp32", cuda) is None
+    monkeypatch.undo()
+    monkeypatch.chdir(project)
+
+    probs = {}
+    for precision in ("fp32", "bf16"):
+        result = runner.invoke(app, ["train", "cnn4", *FAST, "--precision", precision, "--name", precision])
+        assert result.exit_code == 0, result.output
+        meta = json.loads((project / "artifacts" / "runs" / precision / "run.json").read_text())
+        assert meta["device"].endswith(f", {precision})") and meta["metrics"]["accuracy"] > 0.6
+        assert meta["key"] == json.loads((project / "artifacts" / "runs" / "fp32" / "run.json").read_text())["key"]
+        probs[precision] = np.load(project / "artifacts" / "runs" / precision / "val_probs.npy")
+    assert not np.array_equal(probs["fp32"], probs["bf16"])
 
 
 def test_the_weights_moving_average_is_what_is_validated_and_kept(project):
@@ -381,7 +455,7 @@ def test_bad_options_are_one_line_errors(project):
     assert TrainParams().arch == "cnn4f"
 
 
-@pytest.mark.parametrize("split_args", [[], ["--folds", "3"]])
+@pytest.mark.parametrize("split_args", [[], ["--folds", "3"], ["--refit"]])
 def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert runner.invoke(app, ["train", "cnn4", *FAST, *split_args]).exit_code == 0
     (source,) = (project / "artifacts" / "runs").iterdir()

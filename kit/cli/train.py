@@ -64,6 +64,16 @@ def train(
             "--compile/--no-compile", help="torch.compile the model (on CUDA: steps replayed as CUDA graphs)."
         ),
     ] = None,
+    precision: Annotated[
+        Optional[str], typer.Option(help="auto | fp32 | bf16 (auto: bf16 on CUDA and CPUs with native bf16).")
+    ] = None,
+    refit: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--refit/--no-refit",
+            help="After the holdout, train on every train clip for the kept epochs; it predicts the test clips.",
+        ),
+    ] = None,
     stack: Annotated[
         Optional[int],
         typer.Option(help="Train seeds seed..seed+N-1 at once as one wider model (GPU); N runs."),
@@ -106,6 +116,8 @@ def train(
         ema_epochs=ema_epochs,
         device=device,
         compile=compile,
+        precision=precision,
+        refit=refit,
         stack=stack,
         features=features,
         runs=runs,
@@ -136,9 +148,13 @@ def train(
             if len(records) > 1:
                 return stack_line(k, records)
             r = records[0]
+            if "val_accuracy" not in r:  # the refit: every train clip, nothing to validate on
+                where, val = "refit ", ""
+            else:
+                where = f"fold {k}"
+                val = f"  val acc {r['val_accuracy']:.4f}  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}"
             console.print(
-                f"fold {k}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}  val acc {r['val_accuracy']:.4f}"
-                f"  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}  lr {r['lr']:.2e}"
+                f"{where}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}{val}  lr {r['lr']:.2e}"
                 + (f"  pseudo {r['pseudo_labels']}" if "pseudo_labels" in r else "")
                 + f"  {r['seconds']:.1f}s",
                 highlight=False,
@@ -166,12 +182,14 @@ def train(
 
 def stack_line(k: int, records: list[dict]) -> None:
     """One console line for an epoch of several stacked models."""
-    acc = [r["val_accuracy"] for r in records]
     loss = sum(r["train_loss"] for r in records) / len(records)
     r = records[0]
+    where, val = "refit ", ""  # the refit: every train clip, nothing to validate on
+    if "val_accuracy" in r:
+        acc = [r["val_accuracy"] for r in records]
+        where, val = f"fold {k}", f"  val acc mean {sum(acc) / len(acc):.4f} ({min(acc):.4f}–{max(acc):.4f})"
     console.print(
-        f"fold {k}  epoch {r['epoch']:>3}  {len(records)} models  loss {loss:.4f}  val acc mean {sum(acc) / len(acc):.4f}"
-        f" ({min(acc):.4f}–{max(acc):.4f})  lr {r['lr']:.2e}  {r['seconds']:.1f}s",
+        f"{where}  epoch {r['epoch']:>3}  {len(records)} models  loss {loss:.4f}{val}  lr {r['lr']:.2e}  {r['seconds']:.1f}s",
         highlight=False,
     )
 
@@ -212,6 +230,10 @@ def render_run(run) -> None:
         m["device"],
     )
     console.print(table)
+    if "refit" in m:
+        console.print(
+            f"test predictions from the refit: {m['refit']['epochs']} epochs on all {m['refit']['clips']} train clips"
+        )
     cm = Table(title="validation confusion (rows: true, columns: predicted)")
     cm.add_column("")
     for c in m["classes"]:

@@ -16,9 +16,10 @@ Everything random comes from seeded generators saved with the checkpoint (a CPU 
 augmentation draws from one on the batches' device, dropout from torch's own), so a resumed fold
 continues as an uninterrupted one would: exactly on CPU; on CUDA up to cuDNN's nondeterminism.
 The model and its batches are channels_last on every device (oneDNN's fast layout on CPU, tensor
-cores' on CUDA). On CUDA the feature tensors live on the device, the forward pass runs under bf16
-autocast, no training step waits for the GPU (the weights' moving average, `ema_epochs`, included),
-and `train.compile` replays each step's forward and backward as CUDA graphs.
+cores' on CUDA). The forward pass runs under bf16 autocast (`train.precision`) on CUDA and on CPUs
+with native bf16 (AVX512-BF16 or AMX). On CUDA the feature tensors live on the device, no training
+step waits for the GPU (the weights' moving average, `ema_epochs`, included), and `train.compile`
+replays each step's forward and backward as CUDA graphs.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Fold:
 @dataclass
 class FoldResult:
     best_epoch: int
-    best_score: float
+    best_score: float | None  # None: a fold without validation (refit)
     val_probs: np.ndarray
     test_probs: np.ndarray | None
     weights: dict  # best epoch's state_dict (CPU tensors)
@@ -109,13 +110,19 @@ def fit_fold(
     work: Path,
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[list[dict]], None] | None = None,
+    until: list[int] | None = None,
 ) -> list[FoldResult]:
     """Train one model per seed (more than one: stacked into one) on the fold; their results in
-    seed order. on_epoch gets the epoch's record of each."""
+    seed order. on_epoch gets the epoch's record of each.
+
+    A fold without validation clips (a refit on every train clip) trains the first max(until)
+    epochs of the `p.epochs` schedule and keeps member g's weights after its first until[g]; its
+    val_probs are empty and its score None."""
     from kit.models import create_model
     from kit.models.stack import pack
 
     cuda = device.type == "cuda"
+    amp = autocast_dtype(p.precision, device)
     members = len(seeds)
     check_stack(p, members)
     torch.manual_seed(seeds[0])
@@ -189,9 +196,10 @@ def fit_fold(
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
     # each epoch's checkpoint reaches the disk while the next epoch trains, the last one while the
     # final predictions run; leaving the block waits for it (a failed write raises here)
+    validating = len(fold.val_idx) > 0
     with checkpoint.Writer() as writer:
-        for epoch in range(start, p.epochs):
-            if p.early_stop and min(stale) >= p.early_stop:
+        for epoch in range(start, p.epochs if validating else max(until)):
+            if validating and p.early_stop and min(stale) >= p.early_stop:
                 break
             started = time.perf_counter()
             fit_idx, y_fit = fold.train_idx, fold.y
@@ -212,7 +220,7 @@ def fit_fold(
                 xb = _augment(xb, p, fold.log_unit, aug_gen).contiguous(memory_format=torch.channels_last)
                 full = len(idx) == p.batch_size * members
                 forward = step_model if full else model  # a short last batch: not compiled again
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     if mix:
                         xb, ya, yb2, lam = augment.mixup(xb, yb, p.augment.mixup_alpha, aug_gen)
                         logits = forward(_by_member(xb, members)).float()
@@ -233,35 +241,40 @@ def fit_fold(
                 loss_sum += losses.detach()
                 if on_batch:
                     on_batch()
-            all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size)
+            all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size, amp) if validating else None
             if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
-                pseudo = _pseudo_labels(judged, fold, all_probs, p, device)
+                pseudo = _pseudo_labels(judged, fold, all_probs, p, device, amp)
             seconds = time.perf_counter() - started
             records = []
-            for g, val_probs in enumerate(_per_member(all_probs)):
+            for g, val_probs in enumerate(_per_member(all_probs) if validating else [None] * members):
+                val = scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]) if validating else {}
                 record = {
                     "epoch": epoch,
                     "train_loss": loss_sum[g].item() / steps,
                     "lr": opt.param_groups[0]["lr"],
-                    **{f"val_{k}": v for k, v in scores(val_probs, fold.y.cpu().numpy()[fold.val_idx]).items()},
+                    **{f"val_{k}": v for k, v in val.items()},
                     **({"pseudo_labels": len(fit_idx) - n_train} if pseudo_from is not None else {}),
                     "seconds": seconds,
                 }
                 histories[g].append(record)
                 records.append(record)
+                if not validating:  # a refit: keep each member's weights at its epoch count
+                    if epoch == until[g] - 1:
+                        bests[g] = {"epoch": epoch, "score": None, "weights": _weights(judged, g)}
+                    continue
                 if better(p.metric, record[f"val_{p.metric}"], bests[g]["score"]):
                     bests[g] = {"epoch": epoch, "score": record[f"val_{p.metric}"], "weights": _weights(judged, g)}
                     stale[g] = 0
                 else:
                     stale[g] += 1
-            sched.epoch_end(records[0][f"val_{p.metric}"])  # plateau: one member only (run.train checks)
+            sched.epoch_end(records[0].get(f"val_{p.metric}"))  # plateau: one member only (run.train checks)
             _save(writer, work, model, opt, bests, histories, epoch, gens, aug_gen, ema, pseudo)
             if on_epoch:
                 on_epoch(records)
 
         results = []
         for g, (history, best) in enumerate(zip(histories, bests)):
-            if p.keep == "best":
+            if p.keep == "best" or not validating:
                 weights, kept = best["weights"], best["epoch"]
             else:  # the last epoch run (its score is in the history)
                 weights, kept = _weights(judged, g), history[-1]["epoch"]
@@ -269,12 +282,14 @@ def fit_fold(
             if members > 1:
                 single = Standardised(build(seeds[g]), mean, std).to(device, memory_format=torch.channels_last)
             single.load_state_dict(weights)
-            val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size)
+            val_probs = np.zeros((0, fold.num_classes), np.float32)
+            if validating:
+                val_probs = predict(single, fold.x, fold.val_idx, device, p.eval_batch_size, amp)
             test_probs = None
             if fold.x_test is not None:
-                test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size)
+                test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size, amp)
             weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
-            score = next(r[f"val_{p.metric}"] for r in history if r["epoch"] == kept)
+            score = next(r.get(f"val_{p.metric}") for r in history if r["epoch"] == kept)
             results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
     return results
 
@@ -323,13 +338,22 @@ def member_key(name: str, g: int) -> str:
     return name if g == 0 else f"{name}{g}"
 
 
-def predict(model, x, idx: np.ndarray, device, batch_size: int) -> np.ndarray:
+def autocast_dtype(precision: str, device) -> torch.dtype | None:
+    """The dtype the forward pass autocasts to, None for fp32. auto: bf16 on CUDA and on CPUs with
+    native bf16 (oneDNN's bf16 convolutions there run ~1.7x fp32); fp32 on other CPUs, where bf16
+    is emulated and slower."""
+    if precision == "fp32":
+        return None
+    native = device.type == "cuda" or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.bfloat16 if precision == "bf16" or native else None
+
+
+def predict(model, x, idx: np.ndarray, device, batch_size: int, amp: torch.dtype | None) -> np.ndarray:
     """Softmax probabilities (len(idx), K) float32, in idx order ((len(idx), G, K) from G stacked
-    members)."""
+    members); amp: the autocast dtype (None: fp32)."""
     model.eval()
     out = []
-    cuda = device.type == "cuda"
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         for start in range(0, len(idx), batch_size):
             sel = torch.as_tensor(idx[start : start + batch_size], device=x.device)
             xb = x[sel].to(device).float().contiguous(memory_format=torch.channels_last)
@@ -357,13 +381,13 @@ def pseudo_start(p: TrainParams) -> int:
     return max(1, round(p.pseudo.start * p.epochs))
 
 
-def _pseudo_labels(model, fold: Fold, val_probs: np.ndarray, p: TrainParams, device):
+def _pseudo_labels(model, fold: Fold, val_probs: np.ndarray, p: TrainParams, device, amp):
     """(rows, labels): the unlabelled clips (validation, then test) that `model` classifies with at
     least the threshold's confidence, under the classes it gives them. val_probs: its validation
     predictions."""
     probs = [val_probs]
     if len(fold.test_rows):
-        probs.append(predict(model, fold.x, fold.test_rows, device, p.eval_batch_size))
+        probs.append(predict(model, fold.x, fold.test_rows, device, p.eval_batch_size, amp))
     probs = np.concatenate(probs)
     keep = probs.max(1) >= p.pseudo.threshold
     return np.concatenate([fold.val_idx, fold.test_rows])[keep], probs[keep].argmax(1)
@@ -429,7 +453,7 @@ class _Schedule:
         for record in history:
             for i in range(self.steps):
                 self.batch_end(record["epoch"], i)
-            self.epoch_end(record[f"val_{metric}"])
+            self.epoch_end(record.get(f"val_{metric}"))
 
 
 def _moving_average(model, ema_epochs: float, steps: int):
@@ -488,7 +512,7 @@ def _save(writer, work: Path, model, opt, bests, histories, epoch: int, gens, au
     }
     members = [{"best_epoch": b["epoch"], "best_score": b["score"], "history": h} for b, h in zip(bests, histories)]
     for g, (best, gen) in enumerate(zip(bests, gens)):
-        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"])
+        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"] or {})  # None: no validation yet
         tensors[member_key("rng.generator", g)] = gen.get_state()
     meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
     writer.save(work, tensors, meta)

@@ -19,7 +19,7 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.models import create_model
 from kit.registry import runs as registry
-from kit.training.loop import TIME_DIM, Standardised, predict
+from kit.training.loop import TIME_DIM, Standardised, autocast_dtype, predict
 from kit.training.metrics import confusion, scores
 
 
@@ -39,10 +39,13 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     folds = _fold_rows(run, store, len(weights))
     val_probs = np.zeros((len(val_index), meta["num_classes"]), np.float32)
     test_probs = np.zeros((len(x_test), meta["num_classes"]), np.float32)
+    refit = run.path / "refit.safetensors"  # trained on every train clip: it alone predicts the test clips
+    test_models = [refit] if refit.exists() else weights
     for path, (rows, slots) in zip(weights, folds):
+        val_probs[slots] = _tta(_load(path, meta, x.shape[1], device), x, rows, shifts, device, meta)
+    for path in test_models:
         model = _load(path, meta, x.shape[1], device)
-        val_probs[slots] = _tta(model, x, rows, shifts, device, meta)
-        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, device, meta) / len(weights)
+        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, device, meta) / len(test_models)
     y = store.labels("train")[val_index]
     new = {
         **meta,
@@ -53,7 +56,7 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     }
 
     def fill(tmp: Path) -> None:
-        for p in weights:
+        for p in {*weights, *test_models}:
             shutil.copy2(p, tmp / p.name)
         np.save(tmp / "val_probs.npy", val_probs)
         np.save(tmp / "val_index.npy", val_index)
@@ -101,8 +104,9 @@ def _load(path: Path, meta: dict, in_chans: int, device: torch.device):
 def _tta(model, x, idx: np.ndarray, shifts: int, device, meta: dict) -> np.ndarray:
     size = x.shape[TIME_DIM]
     batch = meta["params"].get("eval_batch_size", 256)
+    amp = autocast_dtype(meta["params"].get("precision", "auto"), device)
     out = np.zeros((len(idx), meta["num_classes"]), np.float32)
     for k in range(shifts):
         rolled = torch.roll(x, shifts=round(k * size / shifts), dims=TIME_DIM)
-        out += predict(model, rolled, idx, device, batch) / shifts
+        out += predict(model, rolled, idx, device, batch, amp) / shifts
     return out

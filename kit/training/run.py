@@ -30,12 +30,22 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
 from kit.training import augment
-from kit.training.loop import Fold, FoldResult, check_stack, fit_fold, member_key, pseudo_start, steps_per_epoch
+from kit.training.loop import (
+    Fold,
+    FoldResult,
+    autocast_dtype,
+    check_stack,
+    fit_fold,
+    member_key,
+    pseudo_start,
+    steps_per_epoch,
+)
 from kit.training.metrics import confusion, scores
 from kit.training.splits import Split, make_split
 
-NOT_HASHED = ("features", "runs", "eval_batch_size", "device")  # don't change what is learned
-UNHASHED_DEFAULTS = {"stack": 1}  # params added later: at these values every earlier run's key stays valid
+NOT_HASHED = ("features", "runs", "eval_batch_size", "device", "precision")  # don't change what is learned
+# params added later: at these values every earlier run's key stays valid
+UNHASHED_DEFAULTS = {"stack": 1, "refit": False}
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     if p.stack < 1:
         raise KitError(f"train.stack must be ≥ 1 (models trained at once), got {p.stack}")
     check_stack(p, p.stack)
+    refitting = _refitting(p)
     store = FeatureStore.open(p.features)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
@@ -93,14 +104,14 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     with _lock(work):
         x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
-        resumed = _resume_points(work, split)
+        resumed = _resume_points(work, len(split.folds) + refitting)
+        refit_k, refit_steps = len(split.folds), steps_per_epoch(len(labels), p.batch_size)
+        total = sum(
+            steps_per_epoch(len(t), p.batch_size) * max(0, p.epochs - resumed.get(k, 0))
+            for k, (t, _) in enumerate(split.folds)
+        ) + refitting * refit_steps * max(0, p.epochs - resumed.get(refit_k, 0))  # until the kept epoch is known
         if cb.start:
-            cb.start(
-                sum(
-                    steps_per_epoch(len(t), p.batch_size) * max(0, p.epochs - resumed.get(k, 0))
-                    for k, (t, _) in enumerate(split.folds)
-                )
-            )
+            cb.start(total)
         for k, (train_idx, val_idx) in enumerate(split.folds):
             fold = Fold(
                 x,
@@ -114,6 +125,13 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 np.arange(len(labels), len(x)),  # empty unless self-training put the test clips in x
             )
             results[k] = _fold(fold, k, p, work, device, cb)
+        refits = [None] * p.stack
+        if refitting:  # every train clip, for the epochs the holdout kept (each member its own)
+            until = [r.best_epoch + 1 for r in results[0]]
+            if cb.start:
+                cb.start(total - refit_steps * (p.epochs - max(max(until), resumed.get(refit_k, 0))))
+            everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
+            refits = _fold(everything, refit_k, p, work, device, cb, until)
         seconds = time.perf_counter() - started
         for g, (m, run_id, key) in enumerate(zip(members, run_ids, keys)):
             if done[g] is None:
@@ -126,6 +144,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                     store=store,
                     split=split,
                     results={k: r[g] for k, r in results.items()},
+                    refit=refits[g],
                     labels=labels,
                     device=device,
                     seconds=seconds,
@@ -137,6 +156,18 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         work.parent.rmdir()  # only when no other run is in progress
     kept = tuple(run.id for run in done if run is not None)
     return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed, kept)
+
+
+def _refitting(p: TrainParams) -> bool:
+    """Whether the run refits: holdout runs only (a K-fold run's K models already cover every clip)."""
+    if not p.refit or p.split.kind != "holdout":
+        return False
+    if p.pseudo.start > 0 or p.scheduler == "plateau":
+        raise KitError(
+            "train.refit trains without validation clips: not with self-training (train.pseudo.start > 0)"
+            " or the plateau scheduler (pass --no-refit)"
+        )
+    return True
 
 
 def _hashed(params: dict) -> dict:
@@ -180,8 +211,11 @@ def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
     return both, torch.from_numpy(y).to(device), both[len(x) :]
 
 
-def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks) -> list[FoldResult]:
-    """Train fold k (each member of the stack), or load it when an earlier process finished it."""
+def _fold(
+    fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks, until: list[int] | None = None
+) -> list[FoldResult]:
+    """Train fold k (each member of the stack), or load it when an earlier process finished it.
+    until: each member's epoch count for the refit (the fold after the split's, on every train clip)."""
     from safetensors.torch import load_file, save_file
 
     from kit.atomic import atomic_dir
@@ -214,6 +248,7 @@ def _fold(fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks)
         work / f"fold{k}",
         cb.batch,
         (lambda r: cb.epoch(k, r)) if cb.epoch else None,
+        until,
     )
     with atomic_dir(done) as tmp:
         for sfx, result in zip(names, results):
@@ -247,6 +282,7 @@ def _fill(
     store: FeatureStore,
     split: Split,
     results: dict[int, FoldResult],
+    refit: FoldResult | None,
     labels: np.ndarray,
     device,
     seconds: float,
@@ -269,11 +305,14 @@ def _fill(
     np.save(tmp / "val_probs.npy", val_probs.astype(np.float32))
     np.save(tmp / "val_index.npy", val_index.astype(np.int64))
     tests = [r.test_probs for r in results.values() if r.test_probs is not None]
+    if refit is not None:
+        save_file({n: t.contiguous() for n, t in refit.weights.items()}, tmp / "refit.safetensors")
+        tests = [refit.test_probs] if refit.test_probs is not None else []
     if tests:
         np.save(tmp / "test_probs.npy", np.mean(tests, axis=0).astype(np.float32))
     y_val = labels[val_index]
     metrics = scores(val_probs, y_val)
-    _dvclive(tmp / "dvclive", results, metrics, split.kfold)
+    _dvclive(tmp / "dvclive", results, refit, metrics, split.kfold)
     meta = {
         "id": run_id,
         "key": key,
@@ -292,8 +331,9 @@ def _fill(
         "epochs_run": [r.epochs_run for r in results.values()],
         "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
         **({"stack_seeds": stack_seeds} if stack_seeds else {}),  # trained together, as one model
+        **({"refit": {"epochs": refit.best_epoch + 1, "clips": len(labels)}} if refit is not None else {}),
         "wall_seconds": round(seconds, 2),
-        "device": _device_name(device),
+        "device": _device_name(device, p.precision),
         "git": _git(),
         "kit_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -301,26 +341,30 @@ def _fill(
     (tmp / registry.RUN_JSON).write_text(json.dumps(meta, indent=1))
 
 
-def _dvclive(folder: Path, results: dict[int, FoldResult], metrics: dict, kfold: bool) -> None:
-    """Per-epoch history (DVCLive's metrics.json + plots/metrics/*.tsv), replayed from the folds."""
+def _dvclive(
+    folder: Path, results: dict[int, FoldResult], refit: FoldResult | None, metrics: dict, kfold: bool
+) -> None:
+    """Per-epoch history (DVCLive's metrics.json + plots/metrics/*.tsv), replayed from the folds
+    (and the refit's, under refit/)."""
     from dvclive import Live
 
+    prefixes = [f"fold{k}/" if kfold else "" for k in results]
     with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        for k, r in results.items():
+        for prefix, r in zip([*prefixes, "refit/"], [*results.values(), *([refit] if refit else [])]):
             for record in r.history:
                 for name, value in record.items():
                     if name not in ("epoch", "seconds"):
-                        live.log_metric(f"fold{k}/{name}" if kfold else name, value, plot=True)
+                        live.log_metric(prefix + name, value, plot=True)
                 live.next_step()
         for name, value in metrics.items():
             live.summary[name] = value
 
 
-def _resume_points(work: Path, split: Split) -> dict[int, int]:
+def _resume_points(work: Path, folds: int) -> dict[int, int]:
     from kit.training import checkpoint
 
     out = {}
-    for k in range(len(split.folds)):
+    for k in range(folds):
         if (work / f"fold{k}.done" / "result.json").exists():
             out[k] = json.loads((work / f"fold{k}.done" / "result.json").read_text())["epochs_run"]
         elif (saved := checkpoint.load(work / f"fold{k}")) is not None:
@@ -354,12 +398,14 @@ def resolve_device(name: str):
     return dev
 
 
-def _device_name(device) -> str:
+def _device_name(device, precision: str) -> str:
+    """e.g. "cpu (2 threads, bf16)": where the run trained, and in what precision."""
     import torch
 
+    amp = "bf16" if autocast_dtype(precision, device) is not None else "fp32"
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cuda ({torch.cuda.get_device_name(device)}, {amp})"
+    return f"cpu ({torch.get_num_threads()} threads, {amp})"
 
 
 def _git() -> dict | None:
