@@ -133,26 +133,25 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "ema",
+    ("ema", "fold", "epoch"),  # killed once `fold` has checkpointed `epoch`
     [
-        [],
-        ["--ema-epochs", "1"],
-        ["--pseudo-start", "0.2", "--pseudo-threshold", "0.4", "--no-refit"],
-        ["--stack", "2"],
-        ["--refit", "--keep", "last"],
+        ([], "fold0", 1),
+        (["--ema-epochs", "1"], "fold0", 1),
+        (["--pseudo-start", "0.2", "--pseudo-threshold", "0.4", "--no-refit"], "fold0", 1),
+        (["--stack", "2"], "fold0", 1),
+        (["--stack", "2", "--keep", "last"], "fold1", 1),  # in the refit (all 5 epochs: time to kill it)
     ],
     ids=["plain", "ema", "self-training", "stack", "refit"],
 )
-def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema):
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema, fold, epoch):
     tiny_store(tmp_path / "data" / "features", n=200)
     args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG, *ema]
     proc = _kit(*args, cwd=tmp_path)
     state = tmp_path / "artifacts" / "work"
-    fold = "fold1" if "--refit" in ema else "fold0"  # the refit trains after the holdout fold
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until at least 2 epochs are checkpointed
+    while time.time() < deadline:
         done = list(state.glob(f"*/{fold}/state.json"))
-        if done and json.loads(done[0].read_text())["epoch"] >= 1:
+        if done and json.loads(done[0].read_text())["epoch"] >= epoch:
             break
         time.sleep(0.05)
     else:
@@ -165,7 +164,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema)
     resumed = _kit(*args, cwd=tmp_path)
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, out
-    assert "resumed from checkpoints (fold 0:" in out
+    resumed_line = re.search(r"resumed from checkpoints \((.*)\)", out).group(1)
+    assert resumed_line.startswith("fold 0:") and ("refit:" in resumed_line) == (fold == "fold1")
     if "--pseudo-start" in ema:  # the resumed epochs trained on the pseudo-labels the checkpoint holds
         assert re.search(r"epoch +4 .* pseudo [1-9]", out), out
     names = ["r-s0", "r-s1"] if "--stack" in ema else ["r"]
@@ -198,14 +198,13 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
     assert "2 models" in result.output and "2 runs trained at once as one stack" in result.output
     runs = sorted((project / "artifacts" / "runs").iterdir())
     assert [json.loads((r / "run.json").read_text())["seed"] for r in runs] == [3, 4]
-    x = torch.from_numpy(FeatureStore.open(project / "data" / "features").model_input("train"))
+    store = FeatureStore.open(project / "data" / "features")
+    x, x_test = (torch.from_numpy(store.model_input(split)) for split in ("train", "test"))
     probs = []
     for run in runs:
         meta = json.loads((run / "run.json").read_text())
         assert meta["params"]["stack"] == 2 and run.name == f"cnn4-s{meta['seed']}-{meta['key'][:8]}"
         assert meta["stack_seeds"] == [3, 4]
-        if not split_args:  # each member refits for its own kept epoch count
-            assert meta["refit"]["epochs"] == meta["best_epoch"][0] + 1 and (run / "refit.safetensors").exists()
         val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
         weights = sorted(run.glob("fold*.safetensors")) or [run / "model.safetensors"]
         assert len(weights) == (2 if split_args else 1)
@@ -216,6 +215,12 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
             cpu = torch.device("cpu")
             alone = predict(model, x, val_index, cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(alone, val_probs, atol=1e-5)
+            state = load_file(run / "refit.safetensors")  # each member refits for its own kept epochs
+            model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
+            model.load_state_dict(state)
+            refit = predict(model, x_test, np.arange(len(x_test)), cpu, 64, autocast_dtype("auto", cpu))
+            assert np.allclose(refit, np.load(run / "test_probs.npy"), atol=1e-5)
+            assert meta["refit"] == {"epochs": meta["best_epoch"][0] + 1, "clips": 60}
         probs.append(val_probs)
     assert not np.allclose(*probs)  # two models, not one twice
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
@@ -267,6 +272,8 @@ def test_refit_trains_on_every_clip_for_the_kept_epochs_and_predicts_the_test_cl
         assert out.exit_code != 0 and "train.refit" in out.output and key in out.output and "--no-refit" in out.output
     kfold = runner.invoke(app, ["train", "cnn4", *FAST, "--refit", "--folds", "2", "--name", "kfold"])
     assert kfold.exit_code == 0 and "refit" not in json.loads((runs / "kfold" / "run.json").read_text())
+    same = runner.invoke(app, ["train", "cnn4", *FAST, "--no-refit", "--folds", "2", "--name", "kfold"])
+    assert "already exists with these params: nothing to do" in same.output  # a K-fold run does not refit
 
 
 def test_two_trainings_at_once_both_land(tmp_path):
@@ -455,7 +462,7 @@ def test_bad_options_are_one_line_errors(project):
     assert TrainParams().arch == "cnn4f"
 
 
-@pytest.mark.parametrize("split_args", [[], ["--folds", "3"], ["--refit"]])
+@pytest.mark.parametrize("split_args", [[], ["--folds", "3"], ["--no-refit"]])
 def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert runner.invoke(app, ["train", "cnn4", *FAST, *split_args]).exit_code == 0
     (source,) = (project / "artifacts" / "runs").iterdir()

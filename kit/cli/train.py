@@ -166,7 +166,11 @@ def train(
         what = f"run {ids} already exists" if len(outcome.runs) == 1 else f"runs {ids} already exist"
         console.print(f"[green]✓[/] {what} with these params: nothing to do")
     elif any(outcome.resumed_from.values()):
-        done = ", ".join(f"fold {k}: {n} epochs" for k, n in outcome.resumed_from.items() if n)
+        done = ", ".join(
+            f"{'refit' if k == outcome.refit_fold else f'fold {k}'}: {n} epochs"
+            for k, n in outcome.resumed_from.items()
+            if n
+        )
         console.print(f"resumed from checkpoints ({done})")
     if outcome.kept:
         console.print(f"{', '.join(outcome.kept)} already existed with these params: kept as they were")

@@ -115,9 +115,9 @@ def fit_fold(
     """Train one model per seed (more than one: stacked into one) on the fold; their results in
     seed order. on_epoch gets the epoch's record of each.
 
-    A fold without validation clips (a refit on every train clip) trains the first max(until)
-    epochs of the `p.epochs` schedule and keeps member g's weights after its first until[g]; its
-    val_probs are empty and its score None."""
+    With `until` (a refit on every train clip: no validation) it trains the first max(until)
+    epochs of the `p.epochs` schedule and keeps member g's weights after its first until[g]; their
+    val_probs are empty, their score None, their history their own epochs."""
     from kit.models import create_model
     from kit.models.stack import pack
 
@@ -196,7 +196,7 @@ def fit_fold(
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
     # each epoch's checkpoint reaches the disk while the next epoch trains, the last one while the
     # final predictions run; leaving the block waits for it (a failed write raises here)
-    validating = len(fold.val_idx) > 0
+    validating = until is None  # a refit (every train clip) has nothing to validate on
     with checkpoint.Writer() as writer:
         for epoch in range(start, p.epochs if validating else max(until)):
             if validating and p.early_stop and min(stale) >= p.early_stop:
@@ -290,7 +290,8 @@ def fit_fold(
                 test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size, amp)
             weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
             score = next(r.get(f"val_{p.metric}") for r in history if r["epoch"] == kept)
-            results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
+            trained = history if validating else history[: kept + 1]  # a refit member's own epochs
+            results.append(FoldResult(kept, score, val_probs, test_probs, weights, trained, len(history)))
     return results
 
 
@@ -340,11 +341,12 @@ def member_key(name: str, g: int) -> str:
 
 def autocast_dtype(precision: str, device) -> torch.dtype | None:
     """The dtype the forward pass autocasts to, None for fp32. auto: bf16 on CUDA and on CPUs with
-    native bf16 (oneDNN's bf16 convolutions there run ~1.7x fp32); fp32 on other CPUs, where bf16
-    is emulated and slower."""
+    native bf16 (oneDNN's bf16 convolutions: a cnn4f epoch ~1.6x fp32); fp32 on other CPUs, where
+    bf16 is emulated and slower."""
     if precision == "fp32":
         return None
-    native = device.type == "cuda" or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    cpu = [getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    native = device.type == "cuda" or any(check() for check in cpu)  # (torch < 2.5 lacks both checks)
     return torch.bfloat16 if precision == "bf16" or native else None
 
 
@@ -512,7 +514,7 @@ def _save(writer, work: Path, model, opt, bests, histories, epoch: int, gens, au
     }
     members = [{"best_epoch": b["epoch"], "best_score": b["score"], "history": h} for b, h in zip(bests, histories)]
     for g, (best, gen) in enumerate(zip(bests, gens)):
-        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"] or {})  # None: no validation yet
+        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"] or {})  # None: a refit before its epoch
         tensors[member_key("rng.generator", g)] = gen.get_state()
     meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
     writer.save(work, tensors, meta)

@@ -60,6 +60,7 @@ class Outcome:
     runs: list[registry.Run]  # one per seed of the stack
     trained: bool  # False: identical runs already existed, nothing was done
     resumed_from: dict[int, int]  # fold -> epochs already done when this process started
+    refit_fold: int | None = None  # the key of resumed_from that is the refit
     kept: tuple[str, ...] = ()  # members that existed with these params: trained again, not rewritten
 
 
@@ -79,8 +80,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     if p.stack < 1:
         raise KitError(f"train.stack must be ≥ 1 (models trained at once), got {p.stack}")
     check_stack(p, p.stack)
-    refitting = _refitting(p)
     store = FeatureStore.open(p.features)
+    p = _refit_as_applied(p, "test" in store.splits)
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
     unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
@@ -104,12 +105,12 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     with _lock(work):
         x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
-        resumed = _resume_points(work, len(split.folds) + refitting)
+        resumed = _resume_points(work, len(split.folds) + p.refit)
         refit_k, refit_steps = len(split.folds), steps_per_epoch(len(labels), p.batch_size)
         total = sum(
             steps_per_epoch(len(t), p.batch_size) * max(0, p.epochs - resumed.get(k, 0))
             for k, (t, _) in enumerate(split.folds)
-        ) + refitting * refit_steps * max(0, p.epochs - resumed.get(refit_k, 0))  # until the kept epoch is known
+        ) + p.refit * refit_steps * max(0, p.epochs - resumed.get(refit_k, 0))  # until the kept epoch is known
         if cb.start:
             cb.start(total)
         for k, (train_idx, val_idx) in enumerate(split.folds):
@@ -126,10 +127,14 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         refits = [None] * p.stack
-        if refitting:  # every train clip, for the epochs the holdout kept (each member its own)
+        if p.refit:  # every train clip, for the epochs the holdout kept (each member its own)
             until = [r.best_epoch + 1 for r in results[0]]
-            if cb.start:
-                cb.start(total - refit_steps * (p.epochs - max(max(until), resumed.get(refit_k, 0))))
+            if cb.start:  # now known: the steps the holdout took (early stopping) and the refit's
+                ran = sum(
+                    steps_per_epoch(len(t), p.batch_size) * (results[k][0].epochs_run - resumed.get(k, 0))
+                    for k, (t, _) in enumerate(split.folds)
+                )
+                cb.start(ran + refit_steps * max(0, max(until) - resumed.get(refit_k, 0)))
             everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
             refits = _fold(everything, refit_k, p, work, device, cb, until)
         seconds = time.perf_counter() - started
@@ -155,19 +160,24 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
     kept = tuple(run.id for run in done if run is not None)
-    return Outcome([registry.read_run(runs_dir / run_id) for run_id in run_ids], True, resumed, kept)
+    runs = [registry.read_run(runs_dir / run_id) for run_id in run_ids]
+    return Outcome(runs, True, resumed, kept=kept, refit_fold=len(split.folds) if p.refit else None)
 
 
-def _refitting(p: TrainParams) -> bool:
-    """Whether the run refits: holdout runs only (a K-fold run's K models already cover every clip)."""
-    if not p.refit or p.split.kind != "holdout":
-        return False
+def _refit_as_applied(p: TrainParams, has_test: bool) -> TrainParams:
+    """train.refit where it applies: holdout runs of a store with test clips (a K-fold run's models
+    already cover every clip; without test clips the refit would predict nothing). Elsewhere it is
+    off, so the run's params and key say what was done."""
+    if not p.refit:
+        return p
+    if p.split.kind != "holdout" or not has_test:
+        return dataclasses.replace(p, refit=False)
     if p.pseudo.start > 0 or p.scheduler == "plateau":
         raise KitError(
             "train.refit trains without validation clips: not with self-training (train.pseudo.start > 0)"
             " or the plateau scheduler (pass --no-refit)"
         )
-    return True
+    return p
 
 
 def _hashed(params: dict) -> dict:
