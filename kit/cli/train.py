@@ -148,13 +148,11 @@ def train(
             if len(records) > 1:
                 return stack_line(k, records)
             r = records[0]
-            if "val_accuracy" not in r:  # the refit: every train clip, nothing to validate on
-                where, val = "refit ", ""
-            else:
-                where = f"fold {k}"
+            val = ""
+            if "val_accuracy" in r:
                 val = f"  val acc {r['val_accuracy']:.4f}  F1 {r['val_macro_f1']:.4f}  log-loss {r['val_log_loss']:.4f}"
             console.print(
-                f"{where}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}{val}  lr {r['lr']:.2e}"
+                f"{_where(k, r)}  epoch {r['epoch']:>3}  loss {r['train_loss']:.4f}{val}  lr {r['lr']:.2e}"
                 + (f"  pseudo {r['pseudo_labels']}" if "pseudo_labels" in r else "")
                 + f"  {r['seconds']:.1f}s",
                 highlight=False,
@@ -184,16 +182,21 @@ def train(
         render_stack(outcome.runs)
 
 
+def _where(k: int, record: dict) -> str:
+    """The console label of an epoch: its fold, or the refit (every train clip, no validation)."""
+    return f"fold {k}" if "val_accuracy" in record else "refit "
+
+
 def stack_line(k: int, records: list[dict]) -> None:
     """One console line for an epoch of several stacked models."""
     loss = sum(r["train_loss"] for r in records) / len(records)
     r = records[0]
-    where, val = "refit ", ""  # the refit: every train clip, nothing to validate on
+    val = ""
     if "val_accuracy" in r:
         acc = [r["val_accuracy"] for r in records]
-        where, val = f"fold {k}", f"  val acc mean {sum(acc) / len(acc):.4f} ({min(acc):.4f}–{max(acc):.4f})"
+        val = f"  val acc mean {sum(acc) / len(acc):.4f} ({min(acc):.4f}–{max(acc):.4f})"
     console.print(
-        f"{where}  epoch {r['epoch']:>3}  {len(records)} models  loss {loss:.4f}{val}  lr {r['lr']:.2e}  {r['seconds']:.1f}s",
+        f"{_where(k, r)}  epoch {r['epoch']:>3}  {len(records)} models  loss {loss:.4f}{val}  lr {r['lr']:.2e}  {r['seconds']:.1f}s",
         highlight=False,
     )
 

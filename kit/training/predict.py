@@ -41,11 +41,11 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     test_probs = np.zeros((len(x_test), meta["num_classes"]), np.float32)
     refit = run.path / "refit.safetensors"  # trained on every train clip: it alone predicts the test clips
     test_models = [refit] if refit.exists() else weights
+    models = {path: _load(path, meta, x.shape[1], device) for path in {*weights, *test_models}}  # each once
     for path, (rows, slots) in zip(weights, folds):
-        val_probs[slots] = _tta(_load(path, meta, x.shape[1], device), x, rows, shifts, device, meta)
+        val_probs[slots] = _tta(models[path], x, rows, shifts, device, meta)
     for path in test_models:
-        model = _load(path, meta, x.shape[1], device)
-        test_probs += _tta(model, x_test, np.arange(len(x_test)), shifts, device, meta) / len(test_models)
+        test_probs += _tta(models[path], x_test, np.arange(len(x_test)), shifts, device, meta) / len(test_models)
     y = store.labels("train")[val_index]
     new = {
         **meta,
@@ -56,7 +56,7 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     }
 
     def fill(tmp: Path) -> None:
-        for p in {*weights, *test_models}:
+        for p in models:
             shutil.copy2(p, tmp / p.name)
         np.save(tmp / "val_probs.npy", val_probs)
         np.save(tmp / "val_index.npy", val_index)

@@ -106,13 +106,16 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, len(split.folds) + p.refit)
-        refit_k, refit_steps = len(split.folds), steps_per_epoch(len(labels), p.batch_size)
-        total = sum(
-            steps_per_epoch(len(t), p.batch_size) * max(0, p.epochs - resumed.get(k, 0))
-            for k, (t, _) in enumerate(split.folds)
-        ) + p.refit * refit_steps * max(0, p.epochs - resumed.get(refit_k, 0))  # until the kept epoch is known
-        if cb.start:
-            cb.start(total)
+        refit_k = len(split.folds)
+
+        def steps(k: int, clips: int, epochs: int) -> int:  # optimisation steps fold k has still to run
+            return steps_per_epoch(clips, p.batch_size) * max(0, epochs - resumed.get(k, 0))
+
+        if cb.start:  # the refit's epochs are not known yet: counted as p.epochs
+            cb.start(
+                sum(steps(k, len(t), p.epochs) for k, (t, _) in enumerate(split.folds))
+                + p.refit * steps(refit_k, len(labels), p.epochs)
+            )
         for k, (train_idx, val_idx) in enumerate(split.folds):
             fold = Fold(
                 x,
@@ -130,11 +133,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         if p.refit:  # every train clip, for the epochs the holdout kept (each member its own)
             until = [r.best_epoch + 1 for r in results[0]]
             if cb.start:  # now known: the steps the holdout took (early stopping) and the refit's
-                ran = sum(
-                    steps_per_epoch(len(t), p.batch_size) * (results[k][0].epochs_run - resumed.get(k, 0))
-                    for k, (t, _) in enumerate(split.folds)
-                )
-                cb.start(ran + refit_steps * max(0, max(until) - resumed.get(refit_k, 0)))
+                ran = sum(steps(k, len(t), results[k][0].epochs_run) for k, (t, _) in enumerate(split.folds))
+                cb.start(ran + steps(refit_k, len(labels), max(until)))
             everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
             refits = _fold(everything, refit_k, p, work, device, cb, until)
         seconds = time.perf_counter() - started
