@@ -128,7 +128,8 @@ class SeparateParams:
 @dataclass(frozen=True)
 class FeaturesParams:
     out: str = "data/features"  # feature store folder
-    frontend: Literal["logmel", "logfreq", "fbank"] = "logmel"  # image datasets always use `image`
+    # logmel+logfreq: both, stacked as channels (one store, one hash); image datasets always use `image`
+    frontend: Literal["logmel", "logfreq", "fbank", "logmel+logfreq"] = "logmel"
     input: Literal["mix", "vocals", "mix+vocals"] = "mix+vocals"  # channels; vocals come from `kit separate`
     duration: float = 3.0  # seconds; clips are padded / trimmed to this
     batch_size: int = 8  # clips per spectrogram batch
@@ -142,7 +143,7 @@ class FeaturesParams:
     @property
     def sr(self) -> int:
         """The audio front-end's sample rate (what clips and stems are decoded at)."""
-        return getattr(self, self.frontend).sr
+        return getattr(self, self.frontend.split("+")[0]).sr
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class TrainParams:
     runs: str = "artifacts/runs"  # run folders (the registry)
     arch: str = "cnn4f"  # zoo entry or timm:<name>; `kit train ARCH` overrides
     seed: int = 0
-    epochs: int = 36  # song4-dev on 2 CPU cores (bf16): ~12.5 min with the refit
+    epochs: int = 36  # song4-dev on 2 CPU cores (bf16): ~14 min with the refit
     batch_size: int = 32
     lr: float = 0.004  # peak learning rate
     weight_decay: float = 0.01
@@ -219,7 +220,8 @@ class TrainParams:
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model; on CUDA its steps replay as CUDA graphs (~3x eager)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA and CPUs with native bf16
-    refit: bool = True  # holdout: then train on every train clip for the kept epoch count; its test predictions count
+    channels: list[str] = field(default_factory=list)  # store channels the model sees (mix:logfreq ...); [] = all
+    refit: bool = True  # holdout: then train on every train clip for the same epochs; its test predictions count
     stack: int = 1  # train seeds seed..seed+stack-1 at once, as one wider model (GPU throughput); each its own run
     split: SplitParams = field(default_factory=SplitParams)
     augment: AugmentParams = field(default_factory=AugmentParams)

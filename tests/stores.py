@@ -60,3 +60,15 @@ def tiny_store(
     }
     (path / "meta.json").write_text(json.dumps(meta))
     return path
+
+
+def add_noise_channel(path: Path, seed: int = 1) -> Path:
+    """Give a tiny store a second channel of pure noise: channels `signal` (learnable) and `noise`."""
+    rng = np.random.default_rng(seed)
+    meta = json.loads((path / "meta.json").read_text())
+    for split in ("train", "test"):
+        x = np.load(path / f"{split}.npy")
+        np.save(path / f"{split}.npy", np.concatenate([x, rng.normal(0, 1, x.shape).astype(np.float16)], axis=1))
+    meta["shape"][0], meta["channels"] = 2, ["signal", "noise"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path

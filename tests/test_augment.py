@@ -63,6 +63,22 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
     assert gain_db.min() >= -6.0 - 1e-6 and gain_db.max() <= 6.0 + 1e-6 and gain_db.std() > 2.0
 
 
+@pytest.mark.parametrize(
+    "channels, vocals",
+    [(["mix", "vocals"], [1, 1]), (["mix:logmel", "vocals:logmel", "mix:logfreq", "vocals:logfreq"], [1, 1, 3, 3])],
+)
+def test_a_vocals_partner_adds_its_own_front_ends_vocals_to_every_channel(channels, vocals):
+    p = AugmentParams(sum_mix=1.0, sum_gain_db=0.0, sum_labels=VOICES, sum_partner="vocals")
+    c = len(channels)
+    powers = torch.tensor([[1.0, 2.0, 4.0, 8.0][:c], [16.0, 32.0, 64.0, 128.0][:c]], dtype=torch.float64)
+    x = (10 * torch.log10(powers)).view(2, c, 1, 1).expand(2, c, 3, 4)
+    gen, out = torch.Generator().manual_seed(0), x
+    while torch.equal(out, x):  # two clips: each is the other's partner, or nothing changes
+        out, labels = sum_mix(x, torch.tensor([1, 2]), p, sum_spec(p, 4, channels), DB_PER_NEPER, gen)
+    assert torch.allclose(10 ** (out[:, :, 0, 0] / 10), powers + powers.flip(0)[:, vocals])
+    assert labels.tolist() == [3, 3]
+
+
 def test_off_by_default_and_bad_tables_name_their_key():
     assert sum_spec(AugmentParams(sum_mix=0.0), 4, ["mix"]) is None
     with pytest.raises(KitError, match=r"train.augment.sum_labels: needs a 4 x 4 table"):

@@ -30,7 +30,10 @@ def test_values_are_typed(tmp_path):
     ("text", "message"),
     [
         ("features:\n  logmel:\n    n_mels: many\n", "features.logmel.n_mels: expected an integer, got 'many'"),
-        ("features:\n  frontend: mfcc\n", "features.frontend: expected one of logmel, logfreq, fbank, got 'mfcc'"),
+        (
+            "features:\n  frontend: mfcc\n",
+            "features.frontend: expected one of logmel, logfreq, fbank, logmel+logfreq, got 'mfcc'",
+        ),
         ("data:\n  sauce: demo\n", "unknown key 'data.sauce'"),
         ("trian: {}\n", "unknown key 'trian'"),
         ("features:\n  duration: [3]\n", "features.duration: expected a number"),

@@ -109,6 +109,23 @@ def test_logfreq_puts_a_tone_in_its_band_and_keeps_noise_flat():
         logfreq(LogfreqParams(fmax=12000.0), 3.0)
 
 
+def test_stacked_front_ends_are_each_front_ends_channels_in_one_store(tmp_path):
+    ds = load_dataset(contest(tmp_path / "data"), 4)
+    both = extract(ds, dataclasses.replace(MIX, frontend="logmel+logfreq"), tmp_path / "both").store
+    mel = extract(ds, MIX, tmp_path / "mel").store
+    freq = extract(ds, dataclasses.replace(MIX, frontend="logfreq"), tmp_path / "freq").store
+    assert both.meta["channels"] == ["mix:logmel", "mix:logfreq"] and both.meta["shape"] == [2, 128, 130]
+    for split in ("train", "test"):
+        stacked = np.concatenate([mel.array(split), freq.array(split)], axis=1)
+        np.testing.assert_array_equal(both.array(split), stacked)
+    assert both.meta["frontend"]["name"] == "logmel+logfreq" and both.meta["frontend"]["log"] == "db"
+    assert len({both.feature_hash, mel.feature_hash, freq.feature_hash}) == 3
+    fewer_mels = dataclasses.replace(MIX, frontend="logmel+logfreq", logmel=LogmelParams(n_mels=64))
+    with pytest.raises(KitError, match=r"logmel\+logfreq: stacked front-ends need one sample rate and shape "):
+        extract(ds, fewer_mels, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_decoding_matches_librosa_load_for_stereo_44k(tmp_path):
     path = write_clip(tmp_path / "a.wav", seconds=2.0, sr=44100, channels=2)
     ref, _ = librosa.load(path, sr=22050)
@@ -209,7 +226,10 @@ def test_cli_features_twice_says_up_to_date(tmp_path, monkeypatch):
     second = runner.invoke(app, ["features", "--input", "mix"])
     assert second.exit_code == 0 and "is up to date" in second.output and "nothing to do" in second.output
     bad = runner.invoke(app, ["features", "--input", "mix", "--frontend", "mfcc"])
-    assert bad.exit_code == 1 and "--frontend: expected one of logmel, logfreq, fbank, got 'mfcc'" in bad.output
+    assert (
+        bad.exit_code == 1
+        and "--frontend: expected one of logmel, logfreq, fbank, logmel+logfreq, got 'mfcc'" in bad.output
+    )
 
 
 def test_cli_features_reads_params_yaml(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stores import tiny_store
+from safetensors.torch import load_file
+from stores import add_noise_channel, tiny_store
 from typer.testing import CliRunner
 
 from kit.cli.app import app
@@ -215,12 +216,12 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
             cpu = torch.device("cpu")
             alone = predict(model, x, val_index, cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(alone, val_probs, atol=1e-5)
-            state = load_file(run / "refit.safetensors")  # each member refits for its own kept epochs
+            state = load_file(run / "refit.safetensors")  # each member's own refit weights
             model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
             model.load_state_dict(state)
             refit = predict(model, x_test, np.arange(len(x_test)), cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(refit, np.load(run / "test_probs.npy"), atol=1e-5)
-            assert meta["refit"] == {"epochs": meta["best_epoch"][0] + 1, "clips": 60}
+            assert meta["refit"] == {"epochs": 4, "clips": 60}  # the holdout's whole schedule
         probs.append(val_probs)
     assert not np.allclose(*probs)  # two models, not one twice
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
@@ -238,7 +239,7 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
     assert not (project / "artifacts" / "work").exists()
 
 
-def test_refit_trains_on_every_clip_for_the_kept_epochs_and_predicts_the_test_clips(project):
+def test_refit_trains_on_every_clip_for_the_holdouts_epochs_and_predicts_the_test_clips(project):
     import torch
     from safetensors.torch import load_file
 
@@ -252,8 +253,12 @@ def test_refit_trains_on_every_clip_for_the_kept_epochs_and_predicts_the_test_cl
     assert re.search(r"refit +epoch +0 +loss", result.output) and "test predictions from the refit" in result.output
     runs = project / "artifacts" / "runs"
     meta = json.loads((runs / "refit" / "run.json").read_text())
-    assert meta["refit"] == {"epochs": meta["best_epoch"][0] + 1, "clips": 60} and meta["params"]["refit"]
-    assert len(re.findall(r"refit +epoch", result.output)) == meta["refit"]["epochs"]
+    assert meta["refit"] == {"epochs": 4, "clips": 60} and meta["params"]["refit"]  # all 4, the last kept
+    assert len(re.findall(r"refit +epoch", result.output)) == 4
+    stopped = runner.invoke(app, ["train", "cnn4", *FAST, "--epochs", "12", "--early-stop", "1", "--name", "early"])
+    early = json.loads((runs / "early" / "run.json").read_text())
+    ran = len((runs / "early" / "dvclive" / "plots" / "metrics" / "val_accuracy.tsv").read_text().splitlines()) - 1
+    assert stopped.exit_code == 0 and ran < 12 and early["refit"]["epochs"] == ran  # early stopping's cut
     # the holdout half is the plain run's: same validation predictions and score
     assert np.array_equal(np.load(runs / "plain" / "val_probs.npy"), np.load(runs / "refit" / "val_probs.npy"))
     assert meta["metrics"] == json.loads((runs / "plain" / "run.json").read_text())["metrics"]
@@ -287,6 +292,28 @@ def test_two_trainings_at_once_both_land(tmp_path):
     listing = _kit("registry", cwd=tmp_path).communicate()[0]
     assert all(r in listing for r in runs), listing
     assert set(index["runs"]) <= set(runs)
+
+
+def test_a_run_landed_meanwhile_under_the_same_name_is_kept_and_the_work_is_not_lost(project, monkeypatch):
+    from kit.training import run as training
+
+    assert runner.invoke(app, ["train", "cnn4", *FAST, "--seed", "1", "--name", "other"]).exit_code == 0
+    runs, fold = project / "artifacts" / "runs", training._fold
+
+    def fold_then_other_lands(*args, **kw):  # another `kit train --name mine` finishes meanwhile
+        results = fold(*args, **kw)
+        if not (runs / "mine").exists():
+            shutil.copytree(runs / "other", runs / "mine")
+        return results
+
+    monkeypatch.setattr(training, "_fold", fold_then_other_lands)
+    clash = runner.invoke(app, ["train", "cnn4", *FAST, "--name", "mine"])
+    assert clash.exit_code == 1 and "run mine already exists with other params" in clash.output
+    assert json.loads((runs / "mine" / "run.json").read_text())["seed"] == 1  # not replaced
+    monkeypatch.setattr(training, "_fold", fold)
+    again = runner.invoke(app, ["train", "cnn4", *FAST, "--name", "mine2"])
+    assert again.exit_code == 0 and "resumed from checkpoints" in again.output  # nothing retrained
+    assert json.loads((runs / "mine2" / "run.json").read_text())["seed"] == 0
 
 
 def test_corrupt_run_folders_do_not_break_the_registry(project):
@@ -480,6 +507,27 @@ def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert meta["split_id"] == original["split_id"] and meta["feature_hash"] == original["feature_hash"]
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert f"{source.name}-tta4" in listing.output
+
+
+def test_a_run_sees_only_the_channels_it_names_and_re_predicts_with_them(project):
+    add_noise_channel(project / "data" / "features")
+    assert runner.invoke(app, ["train", "cnn4", *FAST, "--name", "both"]).exit_code == 0
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--channels", "signal", "--name", "signal"])
+    assert result.exit_code == 0, result.output
+    runs = project / "artifacts" / "runs"
+    meta, both = (json.loads((runs / r / "run.json").read_text()) for r in ("signal", "both"))
+    assert meta["params"]["channels"] == ["signal"] and both["params"]["channels"] == []
+    assert meta["key"] != both["key"] and meta["feature_hash"] == both["feature_hash"]  # comparable runs
+    assert meta["metrics"]["accuracy"] > 0.6
+    assert load_file(runs / "signal" / "model.safetensors")["net.features.0.0.weight"].shape[1] == 1
+    again = runner.invoke(app, ["predict", "signal", "--tta", "1"])
+    assert again.exit_code == 0, again.output
+    assert np.allclose(
+        np.load(runs / "signal-tta1" / "test_probs.npy"), np.load(runs / "signal" / "test_probs.npy"), atol=1e-5
+    )
+    bad = runner.invoke(app, ["train", "cnn4", *FAST, "--channels", "signal,vocals"])
+    assert bad.exit_code == 1
+    assert "train.channels: vocals is not a channel of data/features (it has signal, noise)" in bad.output
 
 
 @pytest.mark.parametrize("mode", ["band", "global"])

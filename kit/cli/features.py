@@ -16,7 +16,7 @@ def features(
     data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Feature store folder (params: features.out).")] = None,
     frontend: Annotated[
-        Optional[str], typer.Option(help="logmel | logfreq | fbank (params: features.frontend).")
+        Optional[str], typer.Option(help="logmel | logfreq | fbank | logmel+logfreq (params: features.frontend).")
     ] = None,
     input: Annotated[
         Optional[str], typer.Option(help="mix | vocals | mix+vocals channels (params: features.input).")

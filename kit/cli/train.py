@@ -67,11 +67,15 @@ def train(
     precision: Annotated[
         Optional[str], typer.Option(help="auto | fp32 | bf16 (auto: bf16 on CUDA and CPUs with native bf16).")
     ] = None,
+    channels: Annotated[
+        Optional[str],
+        typer.Option(help="The store's channels the model sees, comma-separated, e.g. mix:logfreq,vocals:logfreq."),
+    ] = None,
     refit: Annotated[
         Optional[bool],
         typer.Option(
             "--refit/--no-refit",
-            help="After the holdout, train on every train clip for the kept epochs; it predicts the test clips.",
+            help="After the holdout, train on every train clip for the same epochs; it predicts the test clips.",
         ),
     ] = None,
     stack: Annotated[
@@ -118,6 +122,7 @@ def train(
         compile=compile,
         precision=precision,
         refit=refit,
+        channels=channels.split(",") if channels else None,
         stack=stack,
         features=features,
         runs=runs,

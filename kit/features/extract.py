@@ -174,45 +174,60 @@ def _workers(params: FeaturesParams) -> int:
 
 
 class AudioFrontend:
-    """Decodes clips (and their vocal stems) and runs the spectral front-end on each channel."""
+    """Decodes clips (and their vocal stems) and runs the spectral front-end(s) on each channel.
 
-    def __init__(self, spec, duration: float, batch_size: int, channels: tuple[str, ...], stems: dict | None):
-        self.spec = spec
+    With several front-ends (logmel+logfreq) every front-end sees every input channel and their
+    outputs are stacked: channels `mix:logmel, vocals:logmel, mix:logfreq, vocals:logfreq`."""
+
+    def __init__(self, specs: list, duration: float, batch_size: int, inputs: tuple[str, ...], stems: dict | None):
+        self.specs = specs
+        self.sr = specs[0].sr
         self.duration = duration
         self.batch_size = batch_size
-        self.shape = spec.shape
-        self.axes = spec.axes
-        self.channels = channels  # "mix" and / or "vocals"
+        self.shape = specs[0].shape
+        self.axes = specs[0].axes
+        self.inputs = inputs  # "mix" and / or "vocals": what is decoded
+        self.channels = inputs if len(specs) == 1 else tuple(f"{c}:{s.name}" for s in specs for c in inputs)
         self.stems = stems  # {"root": Path, "hash": stems hash} when vocals are a channel
 
     def describe(self) -> dict:
         from importlib.metadata import version
 
-        desc = {"duration": self.duration, **asdict(self.spec), "channels": list(self.channels)}
+        if len(self.specs) == 1:
+            desc = {"duration": self.duration, **asdict(self.specs[0]), "channels": list(self.channels)}
+        else:
+            desc = {
+                "duration": self.duration,
+                "name": "+".join(s.name for s in self.specs),
+                "log": self.specs[0].log,
+                "parts": [asdict(s) for s in self.specs],
+                "channels": list(self.channels),
+            }
         if self.stems:
             desc["stems_hash"] = self.stems["hash"]
-        if self.spec.filters[0] == "slaney":
+        if any(s.filters[0] == "slaney" for s in self.specs):
             desc["librosa"] = version("librosa")  # its mel filters
         return desc
 
     @functools.cached_property
-    def spectral(self):
+    def spectral(self) -> list:
         from kit.features.frontends import SpectralFrontend
 
-        return SpectralFrontend(self.spec)
+        return [SpectralFrontend(s) for s in self.specs]
 
     def _load(self, item: tuple[str, Clip]):
         split, clip = item
-        paths = [clip.path if ch == "mix" else stem_path(self.stems["root"], split, clip.id) for ch in self.channels]
+        paths = [clip.path if ch == "mix" else stem_path(self.stems["root"], split, clip.id) for ch in self.inputs]
         try:
-            return np.stack([audio.load(path, self.spec.sr, self.duration) for path in paths]), None
+            return np.stack([audio.load(path, self.sr, self.duration) for path in paths]), None
         except (audio.DecodeError, FileNotFoundError) as exc:
-            return np.zeros((len(paths), self.spec.n_samples), np.float32), str(exc)
+            return np.zeros((len(paths), self.specs[0].n_samples), np.float32), str(exc)
 
     def _spectra(self, waves: list[np.ndarray]) -> np.ndarray:
-        x = np.stack(waves)  # (B, C, samples)
-        out = self.spectral(x.reshape(-1, x.shape[-1]))
-        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])
+        x = np.stack(waves)  # (B, inputs, samples)
+        flat = x.reshape(-1, x.shape[-1])
+        outs = [f(flat) for f in self.spectral]
+        return np.concatenate([out.reshape(x.shape[0], x.shape[1], *out.shape[1:]) for out in outs], axis=1)
 
     def batches(self, pool, split: str, items: list[Clip], workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
         start, wave, errors = 0, [], []
@@ -270,7 +285,8 @@ def _ordered(pool, fn, items, ahead: int) -> Iterator:
 
 
 def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None = None, fingerprint: dict | None = None):
-    """The front-end a dataset gets: images -> image; audio -> params.frontend on params.input."""
+    """The front-end a dataset gets: images -> image; audio -> params.frontend (one, or two stacked)
+    on params.input."""
     from kit.features import frontends
 
     if dataset.modality == "image":
@@ -284,12 +300,17 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
         "logfreq": lambda: frontends.logfreq(params.logfreq, params.duration),
         "fbank": lambda: frontends.fbank(params.fbank, params.duration),
     }
-    spec = build[params.frontend]()
-    channels = {"mix": ("mix",), "vocals": ("vocals",), "mix+vocals": ("mix", "vocals")}[params.input]
+    specs = [build[name]() for name in params.frontend.split("+")]
+    if len({(s.sr, s.shape, s.log) for s in specs}) > 1:
+        got = ", ".join(f"features.{s.name}: {s.sr} Hz, {s.shape[0]}×{s.shape[1]}, {s.log}" for s in specs)
+        raise KitError(
+            f"features.frontend {params.frontend}: stacked front-ends need one sample rate and shape ({got})"
+        )
+    inputs = {"mix": ("mix",), "vocals": ("vocals",), "mix+vocals": ("mix", "vocals")}[params.input]
     vocal_stems = None
-    if "vocals" in channels:
-        vocal_stems = _check_stems(Path(stems or "data/stems"), params, spec.sr, fingerprint or {})
-    return AudioFrontend(spec, params.duration, params.batch_size, channels, vocal_stems)
+    if "vocals" in inputs:
+        vocal_stems = _check_stems(Path(stems or "data/stems"), params, specs[0].sr, fingerprint or {})
+    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems)
 
 
 def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:

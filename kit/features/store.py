@@ -54,9 +54,11 @@ class FeatureStore:
         """(N, C, *shape) float16, memory-mapped read-only."""
         return np.load(self.path / f"{split}.npy", mmap_mode="r")
 
-    def model_input(self, split: str) -> np.ndarray:
-        """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed."""
-        x = np.array(self.array(split))
+    def model_input(self, split: str, channels: list[str] | None = None) -> np.ndarray:
+        """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed.
+        `channels` (names from meta.json) picks some, in that order; None or [] = all."""
+        x = self.array(split)
+        x = np.array(x[:, [self.meta["channels"].index(c) for c in channels]] if channels else x)
         return np.ascontiguousarray(x.swapaxes(2, 3)) if self.meta["axes"][1] == "time" else x
 
     def ids(self, split: str) -> list[str]:

@@ -122,7 +122,7 @@ class SumSpec:
     """What sum mixing needs to know about the feature store."""
 
     table: torch.Tensor  # (K, K): label of clip + partner
-    partner_channel: int | None  # the partner's channel added to every channel; None: channel to channel
+    partner_channels: tuple[int, ...] | None  # per channel, the partner's channel added to it; None: its own
 
 
 def sum_spec(p: AugmentParams, num_classes: int, channels: list[str]) -> SumSpec | None:
@@ -140,22 +140,23 @@ def sum_spec(p: AugmentParams, num_classes: int, channels: list[str]) -> SumSpec
     if bad:
         i, j = bad[0]
         raise KitError(f"train.augment.sum_labels[{i}][{j}]: {table[i][j]} is not a class (0..{num_classes - 1})")
-    channel = None
+    partners = None
     if p.sum_partner == "vocals":
-        if "vocals" not in channels:
+        vocals = [c.replace("mix", "vocals", 1) for c in channels]  # mix:logfreq -> vocals:logfreq
+        if not all(v.startswith("vocals") and v in channels for v in vocals):
             raise KitError(
                 f"train.augment.sum_partner: vocals needs a vocals channel; the store has {', '.join(channels)}"
             )
-        channel = channels.index("vocals")
-    return SumSpec(torch.tensor(table, dtype=torch.long), channel)
+        partners = tuple(channels.index(v) for v in vocals)
+    return SumSpec(torch.tensor(table, dtype=torch.long), partners)
 
 
 def sum_mix(x, y, p: AugmentParams, spec: SumSpec, unit: float, gen):
     """Replace a `p.sum_mix` share of the batch by clip + partner clip, summed as powers.
 
     `x` holds log powers in every channel (`unit` per neper, from `log_unit`), so the sum is a
-    log-add-exp; the partner is scaled by a uniform gain within ±`p.sum_gain_db`. With `partner_channel` set, only the partner's
-    vocals are added (to every channel): one accompaniment, two voices, as in real duets. The
+    log-add-exp; the partner is scaled by a uniform gain within ±`p.sum_gain_db`. With `partner_channels` set, only the partner's
+    vocals are added (to every channel, each front-end's to its own): one accompaniment, two voices, as in real duets. The
     label of a sum is `table[y, y_partner]`. An example never partners itself.
     """
     b, shape = x.shape[0], (-1, *[1] * (x.dim() - 1))
@@ -163,8 +164,8 @@ def sum_mix(x, y, p: AugmentParams, spec: SumSpec, unit: float, gen):
     pick = (_rand(b, gen, x) < p.sum_mix) & (perm != torch.arange(b, device=x.device))
     gain_db = (_rand(b, gen, x) * 2 - 1) * p.sum_gain_db
     partner = x[perm]
-    if spec.partner_channel is not None:
-        partner = partner[:, spec.partner_channel : spec.partner_channel + 1].expand_as(x)
+    if spec.partner_channels is not None:
+        partner = partner[:, list(spec.partner_channels)]
     partner = partner + (gain_db * unit / DB_PER_NEPER).view(shape)
     summed = torch.logaddexp(x / unit, partner / unit) * unit
     return torch.where(pick.view(shape), summed, x), torch.where(pick, spec.table[y, y[perm]], y)

@@ -110,14 +110,13 @@ def fit_fold(
     work: Path,
     on_batch: Callable[[], None] | None = None,
     on_epoch: Callable[[list[dict]], None] | None = None,
-    until: list[int] | None = None,
+    until: int | None = None,
 ) -> list[FoldResult]:
     """Train one model per seed (more than one: stacked into one) on the fold; their results in
     seed order. on_epoch gets the epoch's record of each.
 
-    With `until` (a refit on every train clip: no validation) it trains the first max(until)
-    epochs of the `p.epochs` schedule and keeps member g's weights after its first until[g]; their
-    val_probs are empty, their score None, their history their own epochs."""
+    With `until` (a refit on every train clip: no validation) it trains the first `until` epochs
+    of the `p.epochs` schedule and keeps the last; val_probs are empty, the score None."""
     from kit.models import create_model
     from kit.models.stack import pack
 
@@ -198,7 +197,7 @@ def fit_fold(
     # final predictions run; leaving the block waits for it (a failed write raises here)
     validating = until is None  # a refit (every train clip) has nothing to validate on
     with checkpoint.Writer() as writer:
-        for epoch in range(start, p.epochs if validating else max(until)):
+        for epoch in range(start, p.epochs if validating else until):
             if validating and p.early_stop and min(stale) >= p.early_stop:
                 break
             started = time.perf_counter()
@@ -258,9 +257,7 @@ def fit_fold(
                 }
                 histories[g].append(record)
                 records.append(record)
-                if not validating:  # a refit: keep each member's weights at its epoch count
-                    if epoch == until[g] - 1:
-                        bests[g] = {"epoch": epoch, "score": None, "weights": _weights(judged, g)}
+                if not validating:  # a refit keeps its last epoch
                     continue
                 if better(p.metric, record[f"val_{p.metric}"], bests[g]["score"]):
                     bests[g] = {"epoch": epoch, "score": record[f"val_{p.metric}"], "weights": _weights(judged, g)}
@@ -274,9 +271,9 @@ def fit_fold(
 
         results = []
         for g, (history, best) in enumerate(zip(histories, bests)):
-            if p.keep == "best" or not validating:
+            if p.keep == "best" and validating:
                 weights, kept = best["weights"], best["epoch"]
-            else:  # the last epoch run (its score is in the history)
+            else:  # the last epoch run (its score is in the history; a refit has none)
                 weights, kept = _weights(judged, g), history[-1]["epoch"]
             single = model
             if members > 1:
@@ -290,8 +287,7 @@ def fit_fold(
                 test_probs = predict(single, fold.x_test, np.arange(len(fold.x_test)), device, p.eval_batch_size, amp)
             weights = {k: v.detach().cpu().clone() for k, v in single.state_dict().items()}
             score = next(r.get(f"val_{p.metric}") for r in history if r["epoch"] == kept)
-            trained = history if validating else history[: kept + 1]  # a refit member's own epochs
-            results.append(FoldResult(kept, score, val_probs, test_probs, weights, trained, len(history)))
+            results.append(FoldResult(kept, score, val_probs, test_probs, weights, history, len(history)))
     return results
 
 

@@ -33,8 +33,9 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
             f"feature store {store.path} has hash {store.feature_hash}, run {run.id} used {meta['feature_hash']}"
         )
     weights = sorted(run.path.glob("fold*.safetensors")) or [run.path / "model.safetensors"]
-    x = torch.from_numpy(store.model_input("train")).to(device)  # (N, C, freq, time)
-    x_test = torch.from_numpy(store.model_input("test")).to(device)
+    channels = meta["params"].get("channels")  # the store's channels the run was trained on
+    x = torch.from_numpy(store.model_input("train", channels)).to(device)  # (N, C, freq, time)
+    x_test = torch.from_numpy(store.model_input("test", channels)).to(device)
     val_index = np.load(run.path / "val_index.npy")
     folds = _fold_rows(run, store, len(weights))
     val_probs = np.zeros((len(val_index), meta["num_classes"]), np.float32)

@@ -45,7 +45,7 @@ from kit.training.splits import Split, make_split
 
 NOT_HASHED = ("features", "runs", "eval_batch_size", "device", "precision")  # don't change what is learned
 # params added later: at these values every earlier run's key stays valid
-UNHASHED_DEFAULTS = {"stack": 1, "refit": False}
+UNHASHED_DEFAULTS = {"stack": 1, "refit": False, "channels": []}
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
     unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
-    sums = augment.sum_spec(p.augment, store.meta["num_classes"], store.meta.get("channels", []))
+    sums = augment.sum_spec(p.augment, store.meta["num_classes"], _channels(p, store))
     split = make_split(labels, p.split, groups)
     members = [dataclasses.replace(p, seed=p.seed + g) for g in range(p.stack)]
     params = [dataclasses.asdict(m) for m in members]
@@ -103,7 +103,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     work = runs_dir.parent / "work" / keys[0]
     started = time.perf_counter()
     with _lock(work):
-        x, y, x_test = _inputs(store, labels, p.pseudo.start > 0, device)
+        x, y, x_test = _inputs(store, p.channels, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, len(split.folds) + p.refit)
         refit_k = len(split.folds)
@@ -130,16 +130,18 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
             )
             results[k] = _fold(fold, k, p, work, device, cb)
         refits = [None] * p.stack
-        if p.refit:  # every train clip, for the epochs the holdout kept (each member its own)
-            until = [r.best_epoch + 1 for r in results[0]]
+        if p.refit:  # every train clip, for the epochs the holdout ran (its schedule; early stopping's cut)
+            until = results[0][0].epochs_run  # a stack's members ran alike (no early stopping in stacks)
             if cb.start:  # now known: the steps the holdout took (early stopping) and the refit's
                 ran = sum(steps(k, len(t), results[k][0].epochs_run) for k, (t, _) in enumerate(split.folds))
-                cb.start(ran + steps(refit_k, len(labels), max(until)))
+                cb.start(ran + steps(refit_k, len(labels), until))
             everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
             refits = _fold(everything, refit_k, p, work, device, cb, until)
         seconds = time.perf_counter() - started
         for g, (m, run_id, key) in enumerate(zip(members, run_ids, keys)):
-            if done[g] is None:
+            # another `kit train` may have landed a run under this name meanwhile: never replace it
+            # unasked (the error keeps the work folder: a re-run with --name lands from its checkpoints)
+            if done[g] is None and _existing(runs_dir / run_id, key, force) is None:
                 fill = partial(
                     _fill,
                     run_id=run_id,
@@ -205,14 +207,25 @@ def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
     raise KitError(f"run {path.name} already exists with other params: pass --force to replace it, or --name")
 
 
-def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
-    """(x, y, x_test) tensors on the device: x (N, C, freq, time) train clips, y (N,) labels.
-    For self-training x also holds the test clips after the train ones (x_test is a view of
-    them) and y gives those rows -1: they are trained on only under pseudo-labels."""
+def _channels(p: TrainParams, store: FeatureStore) -> list[str]:
+    """The store's channels the model sees (train.channels, checked against the store; [] = all)."""
+    have = store.meta.get("channels", [])
+    unknown = [c for c in p.channels if c not in have]
+    if unknown:
+        raise KitError(f"train.channels: {unknown[0]} is not a channel of {p.features} (it has {', '.join(have)})")
+    if len(set(p.channels)) < len(p.channels):
+        raise KitError(f"train.channels: a channel is named twice in {', '.join(p.channels)}")
+    return list(p.channels) or have
+
+
+def _inputs(store: FeatureStore, channels: list[str], labels: np.ndarray, pseudo: bool, device):
+    """(x, y, x_test) tensors on the device: x (N, C, freq, time) train clips (the chosen channels),
+    y (N,) labels. For self-training x also holds the test clips after the train ones (x_test is a
+    view of them) and y gives those rows -1: they are trained on only under pseudo-labels."""
     import torch
 
-    x = store.model_input("train")
-    x_test = store.model_input("test") if "test" in store.splits else None
+    x = store.model_input("train", channels)
+    x_test = store.model_input("test", channels) if "test" in store.splits else None
     if not pseudo or x_test is None:
         x_test = torch.from_numpy(x_test).to(device) if x_test is not None else None
         return torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device), x_test
@@ -222,10 +235,10 @@ def _inputs(store: FeatureStore, labels: np.ndarray, pseudo: bool, device):
 
 
 def _fold(
-    fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks, until: list[int] | None = None
+    fold: Fold, k: int, p: TrainParams, work: Path, device, cb: Callbacks, until: int | None = None
 ) -> list[FoldResult]:
     """Train fold k (each member of the stack), or load it when an earlier process finished it.
-    until: each member's epoch count for the refit (the fold after the split's, on every train clip)."""
+    until: the refit's epoch count (the fold after the split's, on every train clip)."""
     from safetensors.torch import load_file, save_file
 
     from kit.atomic import atomic_dir
