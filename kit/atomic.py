@@ -14,8 +14,10 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a fresh temp folder; on success it replaces `target` whole, on error it is removed."""
+def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a fresh temp folder; on success it replaces `target` whole, on error it is removed.
+    replace=False: a non-empty `target` that exists by then stays, and FileExistsError is raised
+    (one rename: no other process can land it in between)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -25,6 +27,13 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not replace:
+        try:
+            os.rename(tmp, target)  # fails on a non-empty folder
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(target) from None
+        return
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"

@@ -311,9 +311,21 @@ def test_a_run_landed_meanwhile_under_the_same_name_is_kept_and_the_work_is_not_
     assert clash.exit_code == 1 and "run mine already exists with other params" in clash.output
     assert json.loads((runs / "mine" / "run.json").read_text())["seed"] == 1  # not replaced
     monkeypatch.setattr(training, "_fold", fold)
-    again = runner.invoke(app, ["train", "cnn4", *FAST, "--name", "mine2"])
+    fill = training._fill
+
+    def other_lands_while_filling(tmp, **kw):  # ... or while this one writes its folder
+        fill(tmp, **kw)
+        shutil.copytree(runs / "other", runs / "mine2")
+
+    monkeypatch.setattr(training, "_fill", other_lands_while_filling)
+    late = runner.invoke(app, ["train", "cnn4", *FAST, "--name", "mine2"])
+    assert late.exit_code == 1 and "run mine2 was landed by another process meanwhile" in late.output
+    assert json.loads((runs / "mine2" / "run.json").read_text())["seed"] == 1
+    assert not [p.name for p in runs.iterdir() if p.name.startswith(".")]  # no temp folder left
+    monkeypatch.setattr(training, "_fill", fill)
+    again = runner.invoke(app, ["train", "cnn4", *FAST, "--name", "mine3"])
     assert again.exit_code == 0 and "resumed from checkpoints" in again.output  # nothing retrained
-    assert json.loads((runs / "mine2" / "run.json").read_text())["seed"] == 0
+    assert json.loads((runs / "mine3" / "run.json").read_text())["seed"] == 0
 
 
 def test_corrupt_run_folders_do_not_break_the_registry(project):
@@ -510,6 +522,8 @@ def test_predict_with_tta_registers_a_comparable_run(project, split_args):
 
 
 def test_a_run_sees_only_the_channels_it_names_and_re_predicts_with_them(project):
+    unnamed = runner.invoke(app, ["train", "cnn4", *FAST, "--channels", "signal"])
+    assert unnamed.exit_code == 1 and "train.channels: data/features/meta.json names no channels" in unnamed.output
     add_noise_channel(project / "data" / "features")
     assert runner.invoke(app, ["train", "cnn4", *FAST, "--name", "both"]).exit_code == 0
     result = runner.invoke(app, ["train", "cnn4", *FAST, "--channels", "signal", "--name", "signal"])

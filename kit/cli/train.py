@@ -122,7 +122,7 @@ def train(
         compile=compile,
         precision=precision,
         refit=refit,
-        channels=channels.split(",") if channels else None,
+        channels=[c.strip() for c in channels.split(",") if c.strip()] if channels else None,
         stack=stack,
         features=features,
         runs=runs,

@@ -58,7 +58,11 @@ class FeatureStore:
         """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed.
         `channels` (names from meta.json) picks some, in that order; None or [] = all."""
         x = self.array(split)
-        x = np.array(x[:, [self.meta["channels"].index(c) for c in channels]] if channels else x)
+        have = self.meta.get("channels", [])
+        for c in channels or []:
+            if c not in have:
+                raise KitError(f"{self.path / META}: no channel {c} (it has {', '.join(have) or 'no named channels'})")
+        x = x[:, [have.index(c) for c in channels]] if channels else np.array(x)  # in memory either way
         return np.ascontiguousarray(x.swapaxes(2, 3)) if self.meta["axes"][1] == "time" else x
 
     def ids(self, split: str) -> list[str]:

@@ -149,9 +149,15 @@ def remove(runs_dir: Path, run_id: str) -> str:
     return run_id
 
 
-def write(runs_dir: Path, run_id: str, fill) -> Path:
-    """Create run folder `run_id` atomically: `fill(tmp_folder)` writes its files."""
-    with atomic_dir(runs_dir / run_id) as tmp:
-        fill(tmp)
+def write(runs_dir: Path, run_id: str, fill, replace: bool = True) -> Path:
+    """Create run folder `run_id` atomically: `fill(tmp_folder)` writes its files. replace=False:
+    a run folder that appeared meanwhile (another process) is kept and KitError raised."""
+    try:
+        with atomic_dir(runs_dir / run_id, replace) as tmp:
+            fill(tmp)
+    except FileExistsError:
+        raise KitError(
+            f"run {run_id} was landed by another process meanwhile: pass --force to replace it, or --name"
+        ) from None
     reindex(runs_dir)
     return runs_dir / run_id

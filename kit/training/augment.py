@@ -145,7 +145,7 @@ def sum_spec(p: AugmentParams, num_classes: int, channels: list[str]) -> SumSpec
         vocals = [c.replace("mix", "vocals", 1) for c in channels]  # mix:logfreq -> vocals:logfreq
         if not all(v.startswith("vocals") and v in channels for v in vocals):
             raise KitError(
-                f"train.augment.sum_partner: vocals needs a vocals channel; the store has {', '.join(channels)}"
+                f"train.augment.sum_partner: vocals needs a vocals channel; the model sees {', '.join(channels)}"
             )
         partners = tuple(channels.index(v) for v in vocals)
     return SumSpec(torch.tensor(table, dtype=torch.long), partners)

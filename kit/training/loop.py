@@ -510,7 +510,7 @@ def _save(writer, work: Path, model, opt, bests, histories, epoch: int, gens, au
     }
     members = [{"best_epoch": b["epoch"], "best_score": b["score"], "history": h} for b, h in zip(bests, histories)]
     for g, (best, gen) in enumerate(zip(bests, gens)):
-        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"] or {})  # None: a refit before its epoch
+        tensors |= checkpoint.prefixed(member_key("best", g), best["weights"] or {})  # None: a refit (keeps its last)
         tensors[member_key("rng.generator", g)] = gen.get_state()
     meta = {"epoch": epoch, **members[0], "optimizer": opt_rest, **({"members": members[1:]} if members[1:] else {})}
     writer.save(work, tensors, meta)

@@ -157,7 +157,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                     seconds=seconds,
                     stack_seeds=stack_seeds,
                 )
-                registry.write(runs_dir, run_id, fill)
+                registry.write(runs_dir, run_id, fill, replace=force)
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         work.parent.rmdir()  # only when no other run is in progress
@@ -183,11 +183,14 @@ def _refit_as_applied(p: TrainParams, has_test: bool) -> TrainParams:
 
 
 def _hashed(params: dict) -> dict:
-    return {
+    out = {
         k: v
         for k, v in params.items()
         if k not in NOT_HASHED and not (k in UNHASHED_DEFAULTS and v == UNHASHED_DEFAULTS[k])
     }
+    if out.get("refit"):  # the refit runs the holdout's whole schedule (it once stopped at the best epoch)
+        out["refit"] = "schedule"
+    return out
 
 
 def _run_id(p: TrainParams, key: str, name: str | None, stack: int) -> str:
@@ -210,6 +213,8 @@ def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
 def _channels(p: TrainParams, store: FeatureStore) -> list[str]:
     """The store's channels the model sees (train.channels, checked against the store; [] = all)."""
     have = store.meta.get("channels", [])
+    if p.channels and not have:
+        raise KitError(f"train.channels: {p.features}/meta.json names no channels (rebuild it with `kit features`)")
     unknown = [c for c in p.channels if c not in have]
     if unknown:
         raise KitError(f"train.channels: {unknown[0]} is not a channel of {p.features} (it has {', '.join(have)})")
@@ -354,7 +359,7 @@ def _fill(
         "epochs_run": [r.epochs_run for r in results.values()],
         "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
         **({"stack_seeds": stack_seeds} if stack_seeds else {}),  # trained together, as one model
-        **({"refit": {"epochs": refit.best_epoch + 1, "clips": len(labels)}} if refit is not None else {}),
+        **({"refit": {"epochs": refit.epochs_run, "clips": len(labels)}} if refit is not None else {}),
         "wall_seconds": round(seconds, 2),
         "device": _device_name(device, p.precision),
         "git": _git(),
