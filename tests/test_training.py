@@ -213,12 +213,14 @@ def test_stacked_training_lands_one_run_per_seed_each_usable_alone(project, spli
             state = load_file(weights[0])
             model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
             model.load_state_dict(state)
+            model = model.to(memory_format=torch.channels_last)  # kit's layout: bf16 kernels differ by layout
             cpu = torch.device("cpu")
             alone = predict(model, x, val_index, cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(alone, val_probs, atol=1e-5)
             state = load_file(run / "refit.safetensors")  # each member's own refit weights
             model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
             model.load_state_dict(state)
+            model = model.to(memory_format=torch.channels_last)
             refit = predict(model, x_test, np.arange(len(x_test)), cpu, 64, autocast_dtype("auto", cpu))
             assert np.allclose(refit, np.load(run / "test_probs.npy"), atol=1e-5)
             assert meta["refit"] == {"epochs": 4, "clips": 60}  # the holdout's whole schedule
@@ -268,6 +270,7 @@ def test_refit_trains_on_every_clip_for_the_holdouts_epochs_and_predicts_the_tes
     state = load_file(runs / "refit" / "refit.safetensors")  # the refit's weights give its test predictions
     model = Standardised(create_model("cnn4", num_classes=3, in_chans=x_test.shape[1]), state["mean"], state["std"])
     model.load_state_dict(state)
+    model = model.to(memory_format=torch.channels_last)  # kit's layout: bf16 kernels differ by layout
     cpu = torch.device("cpu")
     again = predict(model, x_test, np.arange(len(x_test)), cpu, 64, autocast_dtype("auto", cpu))
     assert np.allclose(again, test_probs, atol=1e-5)
