@@ -58,12 +58,26 @@ class FeatureStore:
         """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed.
         `channels` (names from meta.json) picks some, in that order; None or [] = all."""
         x = self.array(split)
-        have = self.meta.get("channels", [])
-        for c in channels or []:
-            if c not in have:
-                raise KitError(f"{self.path / META}: no channel {c} (it has {', '.join(have) or 'no named channels'})")
-        x = x[:, [have.index(c) for c in channels]] if channels else np.array(x)  # in memory either way
+        if channels:
+            have = self.channels()
+            x = x[:, [have.index(c) for c in self.channels(channels)]]  # fancy indexing: in memory
+        else:
+            x = np.array(x)
         return np.ascontiguousarray(x.swapaxes(2, 3)) if self.meta["axes"][1] == "time" else x
+
+    def channels(self, names: list[str] | None = None) -> list[str]:
+        """The store's channel names, or `names` checked against them (each once); None or [] = all."""
+        have = self.meta.get("channels", [])
+        if not names:
+            return have
+        if not have:
+            raise KitError(f"{self.path / META} names no channels (rebuild it with `kit features`)")
+        unknown = [c for c in names if c not in have]
+        if unknown:
+            raise KitError(f"{unknown[0]} is not a channel of {self.path} (it has {', '.join(have)})")
+        if len(set(names)) < len(names):
+            raise KitError(f"a channel is named twice in {', '.join(names)}")
+        return list(names)
 
     def ids(self, split: str) -> list[str]:
         return self.meta["splits"][split]["ids"]

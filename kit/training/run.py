@@ -212,15 +212,10 @@ def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
 
 def _channels(p: TrainParams, store: FeatureStore) -> list[str]:
     """The store's channels the model sees (train.channels, checked against the store; [] = all)."""
-    have = store.meta.get("channels", [])
-    if p.channels and not have:
-        raise KitError(f"train.channels: {p.features}/meta.json names no channels (rebuild it with `kit features`)")
-    unknown = [c for c in p.channels if c not in have]
-    if unknown:
-        raise KitError(f"train.channels: {unknown[0]} is not a channel of {p.features} (it has {', '.join(have)})")
-    if len(set(p.channels)) < len(p.channels):
-        raise KitError(f"train.channels: a channel is named twice in {', '.join(p.channels)}")
-    return list(p.channels) or have
+    try:
+        return store.channels(p.channels)
+    except KitError as exc:
+        raise KitError(f"train.channels: {exc}") from None
 
 
 def _inputs(store: FeatureStore, channels: list[str], labels: np.ndarray, pseudo: bool, device):
