@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +38,33 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
+        os.replace(target, old)  # a kill before the next rename leaves `target` only there: see set_aside
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def set_aside(target: Path) -> list[Path]:
+    """Earlier versions of `target` that `atomic_dir` moved aside and a kill left there (between its
+    two renames, `target` itself is missing): complete folders, newest first."""
+    found = Path(target).parent.glob(f".{Path(target).name}.old-*")
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `path` whole (synced to disk) or leave it as it was; the file gets the usual mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _umask() -> int:

@@ -82,3 +82,25 @@ def test_a_failed_checkpoint_write_reaches_the_training_and_leaves_the_last_good
     assert meta == {"epoch": 0} and torch.equal(saved["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no half-written folder beside it
     writer.wait()  # the error was handed over once
+
+
+def test_a_kill_between_the_two_renames_of_a_replace_resumes_from_the_checkpoint_set_aside(tmp_path, monkeypatch):
+    import os
+
+    with checkpoint.Writer() as writer:
+        writer.save(tmp_path / "ckpt", {"w": torch.ones(3)}, {"epoch": 4})
+    real, calls = os.replace, []
+
+    def killed_after_the_first(src, dst):  # atomic_dir: checkpoint -> .ckpt.old-PID, then tmp -> checkpoint
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies here: the new checkpoint never gets its name
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_after_the_first)
+    with pytest.raises(KeyboardInterrupt), checkpoint.Writer() as writer:
+        writer.save(tmp_path / "ckpt", {"w": torch.zeros(3)}, {"epoch": 5})
+    monkeypatch.undo()
+    assert not (tmp_path / "ckpt").exists()
+    saved, meta = checkpoint.load(tmp_path / "ckpt")
+    assert meta == {"epoch": 4} and torch.equal(saved["w"], torch.ones(3))

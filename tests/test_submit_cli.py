@@ -64,3 +64,25 @@ def test_failed_submit_keeps_its_ledger_entry(project, kaggle_server):
     assert result.exit_code == 1 and "accept the competition rules" in result.output
     offline = runner.invoke(app, ["submissions", "--offline"], env={"COLUMNS": "200"})
     assert "failed" in offline.output and "blend.csv" in offline.output
+
+
+@pytest.mark.xdist_group("kaggle")
+def test_waiting_skips_an_upload_that_never_reached_kaggle(project, kaggle_server):
+    """A submit killed before Kaggle answered stays pending without a ref: `--wait` does not wait on it."""
+    import time
+
+    from kit.submission.ledger import LEDGER, start_attempt
+
+    kaggle_server.add_competition(SLUG, b"")
+    start_attempt(
+        LEDGER,
+        file=project / "submissions/blend.csv",
+        csv_sha256="0" * 64,
+        manifest=None,
+        competition=SLUG,
+        message="x",
+    )
+    started = time.monotonic()
+    shown = runner.invoke(app, ["submissions", "--wait", "120"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "pending" in shown.output and "blend.csv" in shown.output
+    assert time.monotonic() - started < 60

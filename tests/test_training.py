@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from kit.cli.app import app
 from kit.config import TrainParams
+from kit.errors import KitError
 
 runner = CliRunner()
 # tiny stores have 3 classes and no voices: sum mixing (on in the contest defaults) is off
@@ -64,6 +65,8 @@ def test_training_leaves_a_complete_run_that_the_registry_ranks(project):
     assert (run_dir / "dvclive" / "metrics.json").exists()
     history = (run_dir / "dvclive" / "plots" / "metrics" / "val_accuracy.tsv").read_text().splitlines()
     assert len(history) == 5  # header + 4 epochs
+    refit = (run_dir / "dvclive" / "plots" / "metrics" / "refit" / "train_loss.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in refit] == ["step", "0", "1", "2", "3"]  # the refit's own epochs
     assert not (project / "artifacts" / "work").exists()
 
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
@@ -109,6 +112,15 @@ def test_sum_mixing_trains_from_the_params_table_and_refuses_a_bad_one(tmp_path,
     assert len(list((tmp_path / "artifacts" / "runs").iterdir())) == 1
 
 
+def test_a_diverging_training_stops_with_a_one_line_error_and_lands_nothing(project):
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--lr", "1e8"])
+    assert result.exit_code == 1
+    assert re.search(
+        r"training diverged in epoch \d+: the loss is not finite; lower --lr \(now 1e\+08\)", result.output
+    )
+    assert not (project / "artifacts" / "runs").exists()
+
+
 def test_kfold_gives_out_of_fold_probabilities_for_every_clip(project):
     result = runner.invoke(app, ["train", "cnn4", "--folds", "3", "--epochs", "2", "--batch-size", "16", *NO_LOG_AUG])
     assert result.exit_code == 0, result.output
@@ -131,6 +143,10 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
         assert not {groups[i] for i in train_idx} & {groups[i] for i in val_idx}
     assert split.id.startswith("kfold3-s0-grouped-")
     assert make_split(labels, SplitParams(seed=1)).id != make_split(labels, SplitParams(seed=2)).id
+    quarter = make_split(labels, SplitParams(fraction=0.25, grouped=True), groups)
+    assert quarter.id.startswith("holdout0.25-s0-grouped-") and 12 <= len(quarter.val_index()) <= 16
+    with pytest.raises(KitError, match=r"train.split.fraction: a grouped holdout .* got 0.3, nearest 1/3"):
+        make_split(labels, SplitParams(fraction=0.3, grouped=True), groups)
 
 
 @pytest.mark.parametrize(
@@ -141,11 +157,14 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
         (["--pseudo-start", "0.2", "--pseudo-threshold", "0.4", "--no-refit"], "fold0", 1),
         (["--stack", "2"], "fold0", 1),
         (["--stack", "2", "--keep", "last"], "fold1", 1),  # in the refit (all 5 epochs: time to kill it)
+        (["--scheduler", "multistep"], "fold0", 2),  # decayed after epochs 0 and 1 (params below)
+        (["--scheduler", "plateau", "--no-refit"], "fold0", 2),  # patience 0: decays on any epoch not best
     ],
-    ids=["plain", "ema", "self-training", "stack", "refit"],
+    ids=["plain", "ema", "self-training", "stack", "refit", "multistep", "plateau"],
 )
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema, fold, epoch):
     tiny_store(tmp_path / "data" / "features", n=200)
+    (tmp_path / "params.yaml").write_text("train:\n  milestones: [1, 2]\n  gamma: 0.5\n  patience: 0\n")
     args = ["train", "cnn4", "--epochs", "5", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG, *ema]
     proc = _kit(*args, cwd=tmp_path)
     state = tmp_path / "artifacts" / "work"
@@ -348,10 +367,34 @@ def test_corrupt_run_folders_do_not_break_the_registry(project):
     assert reindexed.exit_code == 0 and "indexed 1 run(s)" in reindexed.output
     shown = runner.invoke(app, ["registry", "show", good.name[:6]])
     assert shown.exit_code == 0 and '"epochs": 1' in shown.output
+    onto = runner.invoke(app, ["train", "cnn4", "--epochs", "1", *NO_LOG_AUG, "--name", "half"])
+    assert onto.exit_code == 1 and "run folder half is broken (run.json is corrupt" in onto.output
     assert runner.invoke(app, ["registry", "rm", "half"]).exit_code == 0
     assert not (runs / "half").exists()
     missing = runner.invoke(app, ["registry", "show", "zzz"])
     assert missing.exit_code == 1 and "no run 'zzz'" in missing.output
+    outside = project / "outside"
+    outside.mkdir()
+    for bad in ("", "..", str(outside), f"{good.name}/dvclive"):  # never a folder other than one run
+        refused = runner.invoke(app, ["registry", "rm", bad])
+        assert refused.exit_code == 1 and "is not a run id" in refused.output, bad
+    assert outside.is_dir() and (good / "dvclive").is_dir() and runs.is_dir()
+    unknown = runner.invoke(app, ["registry", "best", "--metric", "f1"])
+    assert unknown.exit_code == 2 and "expected one of accuracy, macro_f1, log_loss" in unknown.output
+
+
+def test_the_registry_sees_a_run_json_replaced_under_the_same_name(project):
+    """`dvc checkout` / `dvc exp apply` replace a run folder's files under its name: the index follows."""
+    assert runner.invoke(app, ["train", "cnn4", "--epochs", "1", *NO_LOG_AUG]).exit_code == 0
+    (run,) = (project / "artifacts" / "runs").iterdir()
+    assert runner.invoke(app, ["registry"]).exit_code == 0  # index.json written
+    meta = json.loads((run / "run.json").read_text())
+    meta["metrics"]["accuracy"] = 0.123456
+    tmp = run / "run.json.new"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, run / "run.json")
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert listing.exit_code == 0 and "0.1235" in listing.output
 
 
 def test_schedulers_and_options_run(project):
@@ -483,7 +526,9 @@ def test_bad_options_are_one_line_errors(project):
     bad = runner.invoke(app, ["train", "cnn4", "--scheduler", "warp"])
     assert bad.exit_code == 1 and "--scheduler: expected one of onecycle" in bad.output
     zero = runner.invoke(app, ["train", "cnn4", "--epochs", "0"])
-    assert zero.exit_code == 1 and "train.epochs and train.batch_size must be ≥ 1" in zero.output
+    assert zero.exit_code == 1 and "train.epochs, train.batch_size and train.eval_batch_size must be ≥ 1" in zero.output
+    early = runner.invoke(app, ["train", "cnn4", "--early-stop", "-1"])
+    assert early.exit_code == 1 and "train.early_stop must be ≥ 0 (patience in epochs, 0 = off), got -1" in early.output
     ema = runner.invoke(app, ["train", "cnn4", "--ema-epochs", "-1"])
     assert ema.exit_code == 1 and "train.ema_epochs must be ≥ 0 (0 = off), got -1.0" in ema.output
     pseudo = runner.invoke(app, ["train", "cnn4", "--pseudo-start", "1"])
@@ -522,6 +567,20 @@ def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert meta["split_id"] == original["split_id"] and meta["feature_hash"] == original["feature_hash"]
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert f"{source.name}-tta4" in listing.output
+
+
+def test_predict_with_tta_on_a_store_without_test_clips(project):
+    store = project / "data" / "features"
+    meta = json.loads((store / "meta.json").read_text())
+    del meta["splits"]["test"]
+    (store / "meta.json").write_text(json.dumps(meta))
+    (store / "test.npy").unlink()
+    assert runner.invoke(app, ["train", "cnn4", *FAST]).exit_code == 0
+    (source,) = (project / "artifacts" / "runs").iterdir()
+    result = runner.invoke(app, ["predict", source.name, "--tta", "2"])
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (project / "artifacts" / "runs" / f"{source.name}-tta2").iterdir()}
+    assert {"run.json", "val_probs.npy", "val_index.npy"} <= files and "test_probs.npy" not in files
 
 
 def test_a_run_sees_only_the_channels_it_names_and_re_predicts_with_them(project):

@@ -21,6 +21,14 @@ def _runs_dir(runs: Path | None) -> Path:
     return runs or Path(load_params().train.runs)
 
 
+def _metric(metric: str) -> str:
+    from kit.training.metrics import HIGHER_IS_BETTER
+
+    if metric not in HIGHER_IS_BETTER:
+        raise typer.BadParameter(f"expected one of {', '.join(HIGHER_IS_BETTER)}", param_hint="--metric")
+    return metric
+
+
 @app.callback()
 def listing(
     ctx: typer.Context,
@@ -35,13 +43,10 @@ def listing(
     if ctx.invoked_subcommand is not None:
         return
     from kit.registry import runs as registry
-    from kit.training.metrics import HIGHER_IS_BETTER
 
-    if metric not in HIGHER_IS_BETTER:
-        raise typer.BadParameter(f"expected one of {', '.join(HIGHER_IS_BETTER)}", param_hint="--metric")
     runs_dir = _runs_dir(runs)
     found = registry.load(runs_dir)
-    ranked = registry.rank(found.runs, metric, arch=arch, split=split, feature_hash=feature_hash)
+    ranked = registry.rank(found.runs, _metric(metric), arch=arch, split=split, feature_hash=feature_hash)
     table = Table(title=f"{len(ranked)} run(s) in {runs_dir}, ranked by validation {metric}")
     for col in (
         "#",
@@ -108,7 +113,7 @@ def best(
     from kit.errors import KitError
     from kit.registry import runs as registry
 
-    ranked = registry.rank(registry.load(_runs_dir(runs)).runs, metric, arch=arch)
+    ranked = registry.rank(registry.load(_runs_dir(runs)).runs, _metric(metric), arch=arch)
     if not ranked:
         raise KitError(f"no runs in {_runs_dir(runs)} (train one with `kit train`)")
     print(ranked[0].id)

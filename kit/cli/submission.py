@@ -98,7 +98,11 @@ def submissions(
         deadline = time.monotonic() + wait
         with console.status("asking Kaggle for scores…"):
             records = kaggle_refresh(LEDGER, slug)
-            while wait and any(r["status"] == "pending" for r in records) and time.monotonic() < deadline:
+            # only attempts Kaggle knows (a ref) can still change: an upload interrupted before it
+            # reached Kaggle stays pending without one, and waiting would not change that
+            while (
+                wait and any(r["status"] == "pending" and r.get("ref") for r in records) and time.monotonic() < deadline
+            ):
                 time.sleep(min(15, max(1, deadline - time.monotonic())))
                 records = kaggle_refresh(LEDGER, slug)
     table = Table(title=f"{len(records)} submission attempt(s) ({LEDGER})")

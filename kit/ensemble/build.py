@@ -15,6 +15,7 @@ from kit.ensemble.methods import EnsembleResult, combine
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
+from kit.training.metrics import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         ],
         "estimate": result.estimate,
         "in_sample": result.in_sample,
-        "best_member": max(result.members_scores, key=lambda s: s["accuracy"]),
+        "best_member": sorted(result.members_scores, key=lambda s: s[p.metric], reverse=HIGHER_IS_BETTER[p.metric])[0],
         "split_id": ref.meta["split_id"],
         "feature_hash": ref.meta["feature_hash"],
         "inputs": {r.id: _sha(r.path / "test_probs.npy") for r in members.runs},

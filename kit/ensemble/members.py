@@ -28,6 +28,8 @@ def select(
     listing: Listing, *, top: int | None = None, run_ids: list[str] | None = None, metric: str = "accuracy"
 ) -> Members:
     """The top-`top` comparable runs (or exactly `run_ids`), with their probabilities loaded."""
+    if top is not None and top < 1:
+        raise KitError(f"ensemble.top={top}: must be at least 1")
     by_id = {r.id: r for r in listing.runs}
     skipped = [(name, f"broken folder: {why}") for name, why in listing.broken]
     if run_ids:

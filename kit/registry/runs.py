@@ -1,21 +1,19 @@
 """Run folders `artifacts/runs/<run_id>/` and the registry index rebuilt from them.
 
 A run folder is written under a temp name and renamed, so every folder without a leading dot
-is complete. `index.json` beside the runs folder is a cache: it is rebuilt whenever the set of
-folders changed, and `reindex` rebuilds it on demand. A folder whose run.json is missing or
-unreadable is reported as broken, never fatal.
+is complete. `index.json` beside the runs folder is a cache: it is rebuilt whenever a folder
+appeared, went or had its run.json replaced, and `reindex` rebuilds it on demand. A folder
+whose run.json is missing or unreadable is reported as broken, never fatal.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.atomic import atomic_dir
+from kit.atomic import atomic_dir, atomic_write
 from kit.errors import KitError
 from kit.training.metrics import HIGHER_IS_BETTER
 
@@ -75,32 +73,39 @@ def index_path(runs_dir: Path) -> Path:
     return runs_dir.parent / INDEX
 
 
+def _stamps(runs_dir: Path) -> dict[str, list[int] | None]:
+    """Each run folder's run.json (mtime in ns, size), None where it has none: a folder whose files
+    were replaced under the same name (`dvc checkout`, `dvc exp apply`) gets a new stamp."""
+    stamps: dict[str, list[int] | None] = {}
+    if runs_dir.is_dir():
+        for path in runs_dir.iterdir():
+            if path.is_dir() and not path.name.startswith("."):
+                try:
+                    st = (path / RUN_JSON).stat()
+                    stamps[path.name] = [st.st_mtime_ns, st.st_size]
+                except OSError:
+                    stamps[path.name] = None
+    return stamps
+
+
 def reindex(runs_dir: Path) -> Listing:
     """Rebuild index.json from the folders."""
+    stamps = _stamps(runs_dir)
     listing = scan(runs_dir)
     doc = {
         "runs": {r.id: r.meta for r in listing.runs},
         "broken": dict(listing.broken),
+        "stamps": stamps,
     }
-    target = index_path(runs_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=1)
-    os.replace(tmp, target)
+    atomic_write(index_path(runs_dir), json.dumps(doc, indent=1).encode())
     return listing
 
 
 def load(runs_dir: Path) -> Listing:
-    """The runs, from the index when it matches the folders, else rebuilt."""
-    names = (
-        sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if runs_dir.is_dir()
-        else []
-    )
+    """The runs, from the index when it matches the folders and their run.json files, else rebuilt."""
     try:
         doc = json.loads(index_path(runs_dir).read_text())
-        if sorted([*doc["runs"], *doc["broken"]]) == names:
+        if doc["stamps"] == _stamps(runs_dir):
             runs = [Run(i, runs_dir / i, meta) for i, meta in doc["runs"].items()]
             return Listing(runs, list(doc["broken"].items()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -140,6 +145,8 @@ def find(runs_dir: Path, run_id: str) -> Run:
 
 def remove(runs_dir: Path, run_id: str) -> str:
     """Delete a run folder (complete or broken); returns its id."""
+    if run_id in ("", ".", "..") or Path(run_id).name != run_id:
+        raise KitError(f"{run_id!r} is not a run id: name one folder of {runs_dir} (see `kit registry`)")
     path = runs_dir / run_id
     if not path.is_dir() or run_id.startswith("."):
         run_id = find(runs_dir, run_id).id

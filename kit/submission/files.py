@@ -13,13 +13,12 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from kit.atomic import atomic_write
 from kit.errors import KitError
 
 HEADER = ("id", "category")
@@ -42,8 +41,8 @@ def write_submission(path: Path, ids: list[str], labels: np.ndarray, *, manifest
     writer.writerows(zip(ids, labels.tolist()))
     data = buf.getvalue().encode()
     meta = {**manifest, "csv_sha256": hashlib.sha256(data).hexdigest()}
-    _write_atomic(path, data)
-    _write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2, default=_plain) + "\n").encode())
+    atomic_write(path, data)
+    atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2, default=_plain) + "\n").encode())
     return path
 
 
@@ -52,21 +51,6 @@ def _plain(obj):
     if isinstance(obj, np.generic | np.ndarray):
         return obj.tolist()
     raise TypeError(f"manifest value {obj!r} is not JSON-serializable")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_submission(path: Path, test_ids: list[str], num_classes: int | None) -> list[str]:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from kit.atomic import atomic_dir
+from kit.atomic import atomic_dir, set_aside
 
 TENSORS, META = "state.safetensors", "state.json"
 
@@ -78,12 +78,14 @@ def _write(folder: Path, tensors: dict[str, Any], meta: str) -> None:
 
 
 def load(folder: Path) -> tuple[dict[str, Any], dict] | None:
-    """(tensors, meta), or None when there is no complete checkpoint."""
+    """(tensors, meta), or None when there is no complete checkpoint. A process killed while it
+    replaced the checkpoint can leave only the previous one, set aside: that one is loaded."""
     from safetensors.torch import load_file
 
-    if not (folder / META).exists() or not (folder / TENSORS).exists():
-        return None
-    return load_file(folder / TENSORS), json.loads((folder / META).read_text())
+    for found in (folder, *set_aside(folder)):
+        if (found / META).exists() and (found / TENSORS).exists():
+            return load_file(found / TENSORS), json.loads((found / META).read_text())
+    return None
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, Any], dict]:

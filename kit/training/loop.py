@@ -169,7 +169,6 @@ def fit_fold(
     if saved is not None:  # resume: replay what is on disk
         tensors, meta = saved
         model.load_state_dict(checkpoint.unprefixed("model", tensors))
-        checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
         start = meta["epoch"] + 1
         for g, m in enumerate([meta, *meta.get("members", [])]):
             histories[g] = m["history"]
@@ -179,6 +178,11 @@ def fit_fold(
                 "weights": checkpoint.unprefixed(member_key("best", g), tensors),
             }
             gens[g].set_state(tensors[member_key("rng.generator", g)])
+        # the schedule replays the epochs on the fresh optimizer, whose saved state (learning rates
+        # included) then replaces it: replayed on the saved state, multistep and plateau, which
+        # scale the current rate, would decay it twice
+        sched.replay(histories[0], p.metric)
+        checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
         if ema:
             ema.load_state_dict(checkpoint.unprefixed("ema", tensors))
         state = tensors.get("rng.augment")  # absent when a single run's checkpoint was written on CPU
@@ -189,7 +193,6 @@ def fit_fold(
         if "pseudo.rows" in tensors:  # as computed then: a fresh prediction could flip a clip on CUDA
             pseudo = (tensors["pseudo.rows"].numpy(), tensors["pseudo.labels"].numpy())
         torch.set_rng_state(tensors["rng.torch"])
-        sched.replay(histories[0], p.metric)
 
     stale = [len(h) - 1 - b["epoch"] if h else 0 for h, b in zip(histories, bests)]
     pseudo_from = pseudo_start(p) if p.pseudo.start > 0 else None
@@ -240,6 +243,7 @@ def fit_fold(
                 loss_sum += losses.detach()
                 if on_batch:
                     on_batch()
+            _check_finite(loss_sum, epoch, seeds, p.lr)  # before validating and saving: resume restarts before it
             all_probs = predict(judged, fold.x, fold.val_idx, device, p.eval_batch_size, amp) if validating else None
             if pseudo_from is not None and pseudo_from <= epoch + 1 < p.epochs:
                 pseudo = _pseudo_labels(judged, fold, all_probs, p, device, amp)
@@ -303,6 +307,13 @@ def check_stack(p: TrainParams, members: int) -> None:
 def _by_member(xb, members: int):
     """(B * members, C, F, T) rows b * members + g -> (B, members, C, F, T); one member: as is."""
     return xb if members == 1 else xb.view(-1, members, *xb.shape[1:])
+
+
+def _check_finite(loss_sum: torch.Tensor, epoch: int, seeds: list[int], lr: float) -> None:
+    bad = (~torch.isfinite(loss_sum)).nonzero().flatten().tolist()
+    if bad:
+        who = f" (seed {seeds[bad[0]]})" if len(seeds) > 1 else ""
+        raise KitError(f"training diverged in epoch {epoch}{who}: the loss is not finite; lower --lr (now {lr:g})")
 
 
 def _losses(logits, y, class_w, smoothing: float):

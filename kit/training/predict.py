@@ -32,21 +32,21 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
         raise KitError(
             f"feature store {store.path} has hash {store.feature_hash}, run {run.id} used {meta['feature_hash']}"
         )
-    weights = sorted(run.path.glob("fold*.safetensors")) or [run.path / "model.safetensors"]
+    by_fold = sorted(run.path.glob("fold*.safetensors"), key=lambda p: int(p.stem.removeprefix("fold")))  # 9 before 10
+    weights = by_fold or [run.path / "model.safetensors"]
     channels = meta["params"].get("channels")  # the store's channels the run was trained on
     x = torch.from_numpy(store.model_input("train", channels)).to(device)  # (N, C, freq, time)
-    x_test = torch.from_numpy(store.model_input("test", channels)).to(device)
+    has_test = "test" in store.splits
+    x_test = torch.from_numpy(store.model_input("test", channels)).to(device) if has_test else None
     val_index = np.load(run.path / "val_index.npy")
     folds = _fold_rows(run, store, len(weights))
     val_probs = np.zeros((len(val_index), meta["num_classes"]), np.float32)
-    test_probs = np.zeros((len(x_test), meta["num_classes"]), np.float32)
     refit = run.path / "refit.safetensors"  # trained on every train clip: it alone predicts the test clips
-    test_models = [refit] if refit.exists() else weights
+    test_models = ([refit] if refit.exists() else weights) if has_test else []
     models = {path: _load(path, meta, x.shape[1], device) for path in {*weights, *test_models}}  # each once
     for path, (rows, slots) in zip(weights, folds):
         val_probs[slots] = _tta(models[path], x, rows, shifts, device, meta)
-    for path in test_models:
-        test_probs += _tta(models[path], x_test, np.arange(len(x_test)), shifts, device, meta) / len(test_models)
+    test_probs = sum(_tta(models[p], x_test, np.arange(len(x_test)), shifts, device, meta) for p in test_models)
     y = store.labels("train")[val_index]
     new = {
         **meta,
@@ -61,7 +61,8 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
             shutil.copy2(p, tmp / p.name)
         np.save(tmp / "val_probs.npy", val_probs)
         np.save(tmp / "val_index.npy", val_index)
-        np.save(tmp / "test_probs.npy", test_probs)
+        if test_models:
+            np.save(tmp / "test_probs.npy", test_probs / len(test_models))
         (tmp / registry.RUN_JSON).write_text(json.dumps(new, indent=1))
 
     return registry.write(run.path.parent, new["id"], fill)

@@ -65,8 +65,13 @@ class Outcome:
 
 
 def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
-    if p.epochs < 1 or p.batch_size < 1:
-        raise KitError(f"train.epochs and train.batch_size must be ≥ 1 (got {p.epochs}, {p.batch_size})")
+    if min(p.epochs, p.batch_size, p.eval_batch_size) < 1:
+        raise KitError(
+            "train.epochs, train.batch_size and train.eval_batch_size must be ≥ 1 "
+            f"(got {p.epochs}, {p.batch_size}, {p.eval_batch_size})"
+        )
+    if p.early_stop < 0:
+        raise KitError(f"train.early_stop must be ≥ 0 (patience in epochs, 0 = off), got {p.early_stop}")
     if p.ema_epochs < 0:
         raise KitError(f"train.ema_epochs must be ≥ 0 (0 = off), got {p.ema_epochs}")
     if not (0 <= p.pseudo.start < 1 and 0 < p.pseudo.threshold <= 1):
@@ -137,7 +142,10 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 cb.start(ran + steps(refit_k, len(labels), until))
             everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
             refits = _fold(everything, refit_k, p, work, device, cb, until)
+        # plus the epochs earlier processes trained (resumed from their checkpoints)
+        trained = {**{k: r[0] for k, r in results.items()}, **({refit_k: refits[0]} if p.refit else {})}
         seconds = time.perf_counter() - started
+        seconds += sum(e["seconds"] for k, r in trained.items() for e in r.history[: resumed.get(k, 0)])
         for g, (m, run_id, key) in enumerate(zip(members, run_ids, keys)):
             # another `kit train` may have landed a run under this name meanwhile: never replace it
             # unasked (the error keeps the work folder: a re-run with --name lands from its checkpoints)
@@ -203,10 +211,13 @@ def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
     """The run at `path` when it was trained with these params; None when it is to be trained."""
     if not path.exists() or force:
         return None
-    with contextlib.suppress(KitError):
+    try:
         run = registry.read_run(path)
-        if run.meta.get("key") == key:
-            return run
+    except KitError as exc:
+        why = str(exc).split(": ", 1)[-1]
+        raise KitError(f"run folder {path.name} is broken ({why}): pass --force to replace it, or --name") from None
+    if run.meta.get("key") == key:
+        return run
     raise KitError(f"run {path.name} already exists with other params: pass --force to replace it, or --name")
 
 
@@ -368,17 +379,17 @@ def _dvclive(
     folder: Path, results: dict[int, FoldResult], refit: FoldResult | None, metrics: dict, kfold: bool
 ) -> None:
     """Per-epoch history (DVCLive's metrics.json + plots/metrics/*.tsv), replayed from the folds
-    (and the refit's, under refit/)."""
+    (and the refit's, under refit/); each series' step is the epoch."""
     from dvclive import Live
 
     prefixes = [f"fold{k}/" if kfold else "" for k in results]
     with Live(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         for prefix, r in zip([*prefixes, "refit/"], [*results.values(), *([refit] if refit else [])]):
             for record in r.history:
+                live.step = record["epoch"]
                 for name, value in record.items():
                     if name not in ("epoch", "seconds"):
                         live.log_metric(prefix + name, value, plot=True)
-                live.next_step()
         for name, value in metrics.items():
             live.summary[name] = value
 

@@ -49,6 +49,11 @@ def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -
         if not 0 < p.fraction < 1:
             raise KitError(f"train.split.fraction: must be between 0 and 1, got {p.fraction}")
         n_splits, name = max(2, round(1 / p.fraction)), f"holdout{p.fraction:g}"
+        if p.grouped and abs(n_splits * p.fraction - 1) > 0.02:
+            raise KitError(
+                f"train.split.fraction: a grouped holdout is one fold of a group K-fold, so it takes 1/K "
+                f"(0.5, 0.333, 0.25, 0.2, ...); got {p.fraction:g}, nearest 1/{n_splits}"
+            )
     if counts[counts > 0].min() < (n_splits if p.kind == "kfold" else 2):
         raise KitError(f"a class has only {counts[counts > 0].min()} clip(s): too few for a {name} split")
     dummy = np.zeros(len(labels))
