@@ -77,15 +77,32 @@ def _write(folder: Path, tensors: dict[str, Any], meta: str) -> None:
         (tmp / META).write_text(meta)
 
 
+def find(folder: Path) -> Path | None:
+    """The folder holding the complete checkpoint: `folder`, or (a process killed while it replaced
+    the checkpoint) the previous one it set aside; None when there is none."""
+    if _complete(folder):
+        return folder
+    return next((f for f in set_aside(folder) if _complete(f)), None)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / META).exists() and (folder / TENSORS).exists()
+
+
 def load(folder: Path) -> tuple[dict[str, Any], dict] | None:
-    """(tensors, meta), or None when there is no complete checkpoint. A process killed while it
-    replaced the checkpoint can leave only the previous one, set aside: that one is loaded."""
+    """(tensors, meta) of the checkpoint `find` finds, or None."""
     from safetensors.torch import load_file
 
-    for found in (folder, *set_aside(folder)):
-        if (found / META).exists() and (found / TENSORS).exists():
-            return load_file(found / TENSORS), json.loads((found / META).read_text())
-    return None
+    found = find(folder)
+    if found is None:
+        return None
+    return load_file(found / TENSORS), json.loads((found / META).read_text())
+
+
+def epoch(folder: Path) -> int | None:
+    """The last epoch the checkpoint holds (its JSON only: the tensors stay on disk), or None."""
+    found = find(folder)
+    return None if found is None else json.loads((found / META).read_text())["epoch"]
 
 
 def flatten_optimizer(state: dict) -> tuple[dict[str, Any], dict]:

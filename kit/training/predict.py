@@ -47,6 +47,7 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     for path, (rows, slots) in zip(weights, folds):
         val_probs[slots] = _tta(models[path], x, rows, shifts, device, meta)
     test_probs = sum(_tta(models[p], x_test, np.arange(len(x_test)), shifts, device, meta) for p in test_models)
+    test_probs = test_probs / len(test_models) if test_models else None
     y = store.labels("train")[val_index]
     new = {
         **meta,
@@ -61,8 +62,8 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
             shutil.copy2(p, tmp / p.name)
         np.save(tmp / "val_probs.npy", val_probs)
         np.save(tmp / "val_index.npy", val_index)
-        if test_models:
-            np.save(tmp / "test_probs.npy", test_probs / len(test_models))
+        if test_probs is not None:
+            np.save(tmp / "test_probs.npy", test_probs)
         (tmp / registry.RUN_JSON).write_text(json.dumps(new, indent=1))
 
     return registry.write(run.path.parent, new["id"], fill)

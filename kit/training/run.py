@@ -90,7 +90,8 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     labels = store.labels("train")
     groups = store.meta["splits"]["train"].get("groups")
     unit = augment.log_unit(p.augment, store.meta["frontend"].get("log"))
-    sums = augment.sum_spec(p.augment, store.meta["num_classes"], _channels(p, store))
+    channels = _channels(p, store)
+    sums = augment.sum_spec(p.augment, store.meta["num_classes"], channels)
     split = make_split(labels, p.split, groups)
     members = [dataclasses.replace(p, seed=p.seed + g) for g in range(p.stack)]
     params = [dataclasses.asdict(m) for m in members]
@@ -108,7 +109,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     work = runs_dir.parent / "work" / keys[0]
     started = time.perf_counter()
     with _lock(work):
-        x, y, x_test = _inputs(store, p.channels, labels, p.pseudo.start > 0, device)
+        x, y, x_test = _inputs(store, channels, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, len(split.folds) + p.refit)
         refit_k = len(split.folds)
@@ -142,10 +143,10 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                 cb.start(ran + steps(refit_k, len(labels), until))
             everything = Fold(x, y, np.arange(len(labels)), np.arange(0), x_test, store.meta["num_classes"], sums, unit)
             refits = _fold(everything, refit_k, p, work, device, cb, until)
-        # plus the epochs earlier processes trained (resumed from their checkpoints)
-        trained = {**{k: r[0] for k, r in results.items()}, **({refit_k: refits[0]} if p.refit else {})}
+        # plus the epochs earlier processes trained (resumed from their checkpoints); fold k, then the refit
+        trained = [*(r[0] for r in results.values()), *(refits[:1] if p.refit else [])]
         seconds = time.perf_counter() - started
-        seconds += sum(e["seconds"] for k, r in trained.items() for e in r.history[: resumed.get(k, 0)])
+        seconds += sum(e["seconds"] for k, r in enumerate(trained) for e in r.history[: resumed.get(k, 0)])
         for g, (m, run_id, key) in enumerate(zip(members, run_ids, keys)):
             # another `kit train` may have landed a run under this name meanwhile: never replace it
             # unasked (the error keeps the work folder: a re-run with --name lands from its checkpoints)
@@ -401,8 +402,8 @@ def _resume_points(work: Path, folds: int) -> dict[int, int]:
     for k in range(folds):
         if (work / f"fold{k}.done" / "result.json").exists():
             out[k] = json.loads((work / f"fold{k}.done" / "result.json").read_text())["epochs_run"]
-        elif (saved := checkpoint.load(work / f"fold{k}")) is not None:
-            out[k] = saved[1]["epoch"] + 1
+        elif (last := checkpoint.epoch(work / f"fold{k}")) is not None:
+            out[k] = last + 1
     return out
 
 
