@@ -126,6 +126,15 @@ class SeparateParams:
 
 
 @dataclass(frozen=True)
+class VoiceParams:
+    """A pretrained speaker encoder's embedding of each clip's inputs (mix / vocals), stored beside the
+    spectrograms; `train.voice` turns it into the runs' voice head."""
+
+    embed: bool = True  # audio datasets: store each input's 256-d voice embedding (image datasets: ignored)
+    weights: str = ""  # GE2E encoder weights (.pt / .safetensors); "" = the resemblyzer package's pretrained.pt
+
+
+@dataclass(frozen=True)
 class FeaturesParams:
     out: str = "data/features"  # feature store folder
     # logmel+logfreq: both, stacked as channels (one store, one hash); image datasets always use `image`
@@ -139,6 +148,7 @@ class FeaturesParams:
     logfreq: LogfreqParams = field(default_factory=LogfreqParams)
     fbank: FbankParams = field(default_factory=FbankParams)
     image: ImageParams = field(default_factory=ImageParams)
+    voice: VoiceParams = field(default_factory=VoiceParams)
 
     @property
     def sr(self) -> int:
@@ -190,6 +200,15 @@ class PseudoParams:
 
 
 @dataclass(frozen=True)
+class VoiceHeadParams:
+    """Late fusion with the store's voice embeddings: a multinomial logistic regression on them, fitted
+    on the clips each model trains on; the run predicts (1 - weight) * network + weight * voice head."""
+
+    weight: float = 0.5  # the voice head's share of the run's probabilities; 0 = off
+    c: float = 0.0  # inverse L2 strength; 0 = chosen by (grouped) cross-validation on the training clips
+
+
+@dataclass(frozen=True)
 class TrainParams:
     features: str = "data/features"  # feature store to train on
     runs: str = "artifacts/runs"  # run folders (the registry)
@@ -223,6 +242,7 @@ class TrainParams:
     channels: list[str] = field(default_factory=list)  # store channels the model sees (mix:logfreq ...); [] = all
     refit: bool = True  # holdout: then train on every train clip for the same epochs; its test predictions count
     stack: int = 1  # train seeds seed..seed+stack-1 at once, as one wider model (GPU throughput); each its own run
+    voice: VoiceHeadParams = field(default_factory=VoiceHeadParams)
     split: SplitParams = field(default_factory=SplitParams)
     augment: AugmentParams = field(default_factory=AugmentParams)
     pseudo: PseudoParams = field(default_factory=PseudoParams)

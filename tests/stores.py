@@ -18,11 +18,13 @@ def tiny_store(
     groups: bool = False,
     time_first: bool = False,
     log: str | None = None,
+    voice: bool = False,
 ) -> Path:
     """Class k lights up frequency band k (plus noise): a model can learn it in a few epochs.
 
     time_first stores (time, freq) examples, as the fbank front-end does; `log` ("db" / "ln")
-    marks them as log powers, as the audio front-ends do."""
+    marks them as log powers, as the audio front-ends do. `voice` adds 8-d voice embeddings,
+    their own noisy copy of the class (`add_voice`)."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     labels = np.arange(n) % classes
@@ -58,6 +60,20 @@ def tiny_store(
             "test": {"file": "test.npy", "count": n_test, "ids": [str(i) for i in range(n_test)], "labels": None},
         },
     }
+    (path / "meta.json").write_text(json.dumps(meta))
+    return add_voice(path, seed) if voice else path
+
+
+def add_voice(path: Path, seed: int = 0, dim: int = 8, signal: float = 3.0) -> Path:
+    """Voice embeddings (N, 1, dim) beside a store's spectrograms: class k shifts dimension k by `signal`."""
+    rng = np.random.default_rng(seed + 100)
+    meta = json.loads((path / "meta.json").read_text())
+    for split, info in meta["splits"].items():
+        v = rng.normal(0, 1, (info["count"], 1, dim)).astype(np.float32)
+        if info["labels"] is not None:
+            v[np.arange(info["count"]), 0, info["labels"]] += signal
+        np.save(path / f"{split}.voice.npy", v)
+    meta["voice"] = {"inputs": ["mix"], "dim": dim}
     (path / "meta.json").write_text(json.dumps(meta))
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -27,6 +28,12 @@ def features(
     on_error: Annotated[
         Optional[str], typer.Option(help="Undecodable clips: fail or silence (params: features.on_error).")
     ] = None,
+    voice: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--voice/--no-voice", help="Also store each input's voice embedding (params: features.voice.embed)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if the store is up to date.")] = False,
 ) -> None:
     """Compute the front-end for every clip and write the feature store (skipped when up to date)."""
@@ -35,24 +42,27 @@ def features(
 
     params = load_params()
     f = override(params.features, frontend=frontend, on_error=on_error, input=input)
+    f = dataclasses.replace(f, voice=override(f.voice, embed=voice))
     ds = load_dataset(data or Path(params.data.root), params.data.num_classes, params.data.groups)
     with console.status("hashing inputs…"):
         p = plan(ds, f, Path(out or f.out), Path(stems or params.separate.out))
     if p.up_to_date and not force:
         console.print(f"[green]✓[/] {p.out} is up to date (feature hash {p.feature_hash}): nothing to do")
         return
-    channels = "+".join(p.frontend.channels)
+    channels = "+".join(p.frontend.channels) + (" + voice embeddings" if p.frontend.voice else "")
     with progress_bar(f"features ({p.frontend.describe()['name']}, {channels})", p.clips) as advance:
         result = build(p, advance)
     store = result.store
     table = Table(title=f"feature store → {store.path}")
-    for col in ("split", "clips", "shape", "dtype", "MB"):
+    has_voice = "voice" in store.meta
+    for col in ("split", "clips", "shape", "dtype", "MB", *(["voice embeddings"] if has_voice else [])):
         table.add_column(col)
     for split in store.splits:
         arr = store.array(split)
-        table.add_row(
-            split, str(arr.shape[0]), "×".join(map(str, arr.shape[1:])), str(arr.dtype), f"{arr.nbytes / 1e6:.1f}"
-        )
+        row = [split, str(arr.shape[0]), "×".join(map(str, arr.shape[1:])), str(arr.dtype), f"{arr.nbytes / 1e6:.1f}"]
+        if has_voice:
+            row.append("×".join(map(str, store.voice(split, flat=False).shape[1:])) + " float32")
+        table.add_row(*row)
     console.print(table)
     console.print(
         f"{result.clips} clips in {result.seconds:.1f} s ({result.clips / result.seconds:.0f} clips/s), feature hash {store.feature_hash}"

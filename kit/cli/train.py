@@ -54,6 +54,13 @@ def train(
     pseudo_threshold: Annotated[
         Optional[float], typer.Option(help="Self-training: least top-class probability for a pseudo-label.")
     ] = None,
+    voice_weight: Annotated[
+        Optional[float],
+        typer.Option(help="The voice head's share of the run's probabilities (store voice embeddings); 0 = off."),
+    ] = None,
+    voice_c: Annotated[
+        Optional[float], typer.Option(help="The voice head's inverse L2 strength; 0 = cross-validated.")
+    ] = None,
     folds: Annotated[Optional[int], typer.Option(help="Stratified K-fold with K folds (OOF predictions).")] = None,
     holdout: Annotated[Optional[float], typer.Option(help="Stratified holdout with this validation fraction.")] = None,
     grouped: Annotated[Optional[bool], typer.Option("--grouped/--no-grouped", help="Keep groups on one side.")] = None,
@@ -142,6 +149,7 @@ def train(
             freq_shift=freq_shift,
         ),
         pseudo=override(p.pseudo, start=pseudo_start, threshold=pseudo_threshold),
+        voice=override(p.voice, weight=voice_weight, c=voice_c),
     )
 
     if report is not None and p.stack > 1:
@@ -245,6 +253,14 @@ def render_run(run) -> None:
     if "refit" in m:
         console.print(
             f"test predictions from the refit: {m['refit']['epochs']} epochs on all {m['refit']['clips']} train clips"
+        )
+    if "voice" in m:
+        v = m["voice"]
+        console.print(
+            f"validation accuracy: network {v['network']['accuracy']:.4f}, voice head {v['head']['accuracy']:.4f}"
+            f" (C {', '.join(f'{c:g}' for c in v['c'].values())}), the run ({1 - v['weight']:g} : {v['weight']:g})"
+            f" {m['metrics']['accuracy']:.4f}",
+            highlight=False,
         )
     cm = Table(title="validation confusion (rows: true, columns: predicted)")
     cm.add_column("")

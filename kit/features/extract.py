@@ -28,6 +28,7 @@ from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
 from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
+from kit.features.voice import DIM as VOICE_DIM
 from kit.separation.stems import read_meta as read_stems_meta
 from kit.separation.stems import stem_path
 
@@ -113,16 +114,21 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
                     dtype=np.float16,
                     shape=(len(items), len(frontend.channels), *frontend.shape),
                 )
-                for start, batch, errors in frontend.batches(pool, split, items, workers):
+                voice = np.zeros((len(items), len(frontend.inputs), VOICE_DIM), np.float32) if frontend.voice else None
+                for start, batch, embedded, errors in frontend.batches(pool, split, items, workers):
                     for clip, msg in errors:
                         name = f"{dataset.rel(clip.path)} ({msg})"
                         (silenced if params.on_error == "silence" else failed).append(name)
                     if not failed:
                         rows[start : start + len(batch)] = batch
+                        if voice is not None:
+                            voice[start : start + len(batch)] = embedded
                     if progress:
                         progress(len(batch))
                 rows.flush()
                 del rows
+                if voice is not None:
+                    np.save(tmp / f"{split}.voice.npy", voice)
                 splits_meta[split] = {
                     "file": f"{split}.npy",
                     "count": len(items),
@@ -142,6 +148,7 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
             "shape": [len(frontend.channels), *frontend.shape],
             "axes": ["channel", *frontend.axes],
             "channels": list(frontend.channels),
+            **({"voice": {"inputs": list(frontend.inputs), "dim": VOICE_DIM}} if frontend.voice else {}),
             "dtype": "float16",
             "num_classes": dataset.num_classes,
             "splits": splits_meta,
@@ -179,7 +186,9 @@ class AudioFrontend:
     With several front-ends (logmel+logfreq) every front-end sees every input channel and their
     outputs are stacked: channels `mix:logmel, vocals:logmel, mix:logfreq, vocals:logfreq`."""
 
-    def __init__(self, specs: list, duration: float, batch_size: int, inputs: tuple[str, ...], stems: dict | None):
+    def __init__(
+        self, specs: list, duration: float, batch_size: int, inputs: tuple[str, ...], stems: dict | None, voice=None
+    ):
         self.specs = specs
         self.sr = specs[0].sr
         self.duration = duration
@@ -189,6 +198,7 @@ class AudioFrontend:
         self.inputs = inputs  # "mix" and / or "vocals": what is decoded
         self.channels = inputs if len(specs) == 1 else tuple(f"{c}:{s.name}" for s in specs for c in inputs)
         self.stems = stems  # {"root": Path, "hash": stems hash} when vocals are a channel
+        self.voice = voice  # VoiceEncoder: each input's voice embedding beside the spectrograms
 
     def describe(self) -> dict:
         from importlib.metadata import version
@@ -205,6 +215,8 @@ class AudioFrontend:
             }
         if self.stems:
             desc["stems_hash"] = self.stems["hash"]
+        if self.voice:
+            desc["voice"] = self.voice.describe()
         if any(s.filters[0] == "slaney" for s in self.specs):
             desc["librosa"] = version("librosa")  # its mel filters
         return desc
@@ -229,7 +241,12 @@ class AudioFrontend:
         outs = [f(flat) for f in self.spectral]
         return np.concatenate([out.reshape(x.shape[0], x.shape[1], *out.shape[1:]) for out in outs], axis=1)
 
-    def batches(self, pool, split: str, items: list[Clip], workers: int) -> Iterator[tuple[int, np.ndarray, list]]:
+    def _rows(self, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """A batch's spectrograms (B, channels, *shape) and voice embeddings (B, inputs, 256) or None."""
+        return self._spectra(waves), self.voice(np.stack(waves)) if self.voice else None
+
+    def batches(self, pool, split: str, items: list[Clip], workers: int) -> Iterator[tuple]:
+        """(first row, spectrograms, voice embeddings or None, [(clip, decoding error)]) per batch."""
         start, wave, errors = 0, [], []
         loaded = _ordered(pool, self._load, [(split, c) for c in items], self.batch_size * (workers + 2))
         for clip, (y, err) in zip(items, loaded):
@@ -237,15 +254,16 @@ class AudioFrontend:
             if err:
                 errors.append((clip, err))
             if len(wave) == self.batch_size:
-                yield start, self._spectra(wave), errors
+                yield start, *self._rows(wave), errors
                 start, wave, errors = start + len(wave), [], []
         if wave:
-            yield start, self._spectra(wave), errors
+            yield start, *self._rows(wave), errors
 
 
 class ImageFrontend:
     axes = ("freq", "time")
     channels = ("image",)
+    voice = None  # no audio to embed
 
     def __init__(self, height: int, width: int):
         self.shape = (height, width)
@@ -265,7 +283,7 @@ class ImageFrontend:
 
     def batches(self, pool, split: str, items: list[Clip], workers: int):
         for i, (clip, (img, err)) in enumerate(zip(items, _ordered(pool, self._load, items, 4 * workers))):
-            yield i, img[None, None], [(clip, err)] if err else []
+            yield i, img[None, None], None, [(clip, err)] if err else []
 
 
 def _ordered(pool, fn, items, ahead: int) -> Iterator:
@@ -310,7 +328,12 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
     vocal_stems = None
     if "vocals" in inputs:
         vocal_stems = _check_stems(Path(stems or "data/stems"), params, specs[0].sr, fingerprint or {})
-    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems)
+    voice = None
+    if params.voice.embed:
+        from kit.features.voice import VoiceEncoder, weights_path
+
+        voice = VoiceEncoder(weights_path(params.voice.weights), specs[0].sr, params.duration)
+    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice)
 
 
 def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:

@@ -4,6 +4,8 @@ Layout of a store folder::
 
     train.npy   float16, memory-mappable (np.load(mmap_mode="r"))
     test.npy
+    train.voice.npy  float32 (N, inputs, 256): each input's voice embedding (features.voice.embed)
+    test.voice.npy
     meta.json   ids, labels, groups, classes, front-end params, feature hash, silenced clips
 
 Training reads this, never the audio. The store is written to a temp folder and renamed,
@@ -40,6 +42,10 @@ class FeatureStore:
             raise KitError(f"{meta_path} line {exc.lineno}: corrupt JSON ({exc.msg})") from None
         for split, info in meta.get("splits", {}).items():
             _check_array(path / f"{split}.npy", (info["count"], *meta["shape"]))
+            if "voice" in meta:
+                _check_array(
+                    path / f"{split}.voice.npy", (info["count"], len(meta["voice"]["inputs"]), meta["voice"]["dim"])
+                )
         return cls(path, meta)
 
     @property
@@ -53,6 +59,14 @@ class FeatureStore:
     def array(self, split: str) -> np.ndarray:
         """(N, C, *shape) float16, memory-mapped read-only."""
         return np.load(self.path / f"{split}.npy", mmap_mode="r")
+
+    def voice(self, split: str, flat: bool = True) -> np.ndarray | None:
+        """The split's voice embeddings, (N, inputs * 256) float32 side by side (flat=False: (N, inputs, 256));
+        None when the store has none."""
+        if "voice" not in self.meta:
+            return None
+        v = np.load(self.path / f"{split}.voice.npy")
+        return v.reshape(len(v), -1) if flat else v
 
     def model_input(self, split: str, channels: list[str] | None = None) -> np.ndarray:
         """The split in memory as models take it, (N, C, freq, time): time-first stores are transposed.

@@ -19,6 +19,7 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.models import create_model
 from kit.registry import runs as registry
+from kit.training import voice_head
 from kit.training.loop import TIME_DIM, Standardised, autocast_dtype, predict
 from kit.training.metrics import confusion, scores
 
@@ -49,16 +50,21 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
     test_probs = sum(_tta(models[p], x_test, np.arange(len(x_test)), shifts, device, meta) for p in test_models)
     test_probs = test_probs / len(test_models) if test_models else None
     y = store.labels("train")[val_index]
+    voice = None
+    if (run.path / voice_head.FILE).exists():  # the run's voice head blends in as it did in training
+        voice = {**meta["voice"], "network": scores(val_probs, y)}
+        val_probs, test_probs = _with_voice(run, store, folds, val_probs, test_probs, refit.exists())
     new = {
         **meta,
         "id": f"{run.id}-tta{shifts}",
         "tta": {"source": run.id, "time_shifts": shifts},
         "metrics": scores(val_probs, y),
         "confusion": confusion(y, val_probs.argmax(1), meta["num_classes"]).tolist(),
+        **({"voice": voice} if voice else {}),
     }
 
     def fill(tmp: Path) -> None:
-        for p in models:
+        for p in [*models, *([run.path / voice_head.FILE] if voice else [])]:
             shutil.copy2(p, tmp / p.name)
         np.save(tmp / "val_probs.npy", val_probs)
         np.save(tmp / "val_index.npy", val_index)
@@ -67,6 +73,22 @@ def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.d
         (tmp / registry.RUN_JSON).write_text(json.dumps(new, indent=1))
 
     return registry.write(run.path.parent, new["id"], fill)
+
+
+def _with_voice(run: registry.Run, store: FeatureStore, folds: list, val_probs, test_probs, refit: bool):
+    """Blend the run's saved voice heads into re-predicted probabilities: each fold's head on its
+    validation rows; the refit's head (else the folds' mean) on the test clips."""
+    heads = voice_head.load(run.path / voice_head.FILE)
+    weight = run.meta["voice"]["weight"]
+    v = store.voice("train")
+    for k, (rows, slots) in enumerate(folds):
+        val_probs[slots] = voice_head.blend(val_probs[slots], heads[str(k)].predict(v[rows]), weight)
+    if test_probs is not None:
+        v_test = store.voice("test")
+        test_heads = [heads["refit"]] if refit else [heads[str(k)] for k in range(len(folds))]
+        head = np.mean([h.predict(v_test) for h in test_heads], axis=0)
+        test_probs = voice_head.blend(test_probs, head, weight)
+    return val_probs, test_probs
 
 
 def _fold_rows(run: registry.Run, store: FeatureStore, n_models: int) -> list[tuple[np.ndarray, np.ndarray]]:

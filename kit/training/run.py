@@ -29,7 +29,7 @@ from kit.config import TrainParams
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.registry import runs as registry
-from kit.training import augment
+from kit.training import augment, voice_head
 from kit.training.loop import (
     Fold,
     FoldResult,
@@ -84,6 +84,10 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         raise KitError(f"train.augment.freq_shift must be ≥ 0 (0 = off), got {p.augment.freq_shift}")
     if p.stack < 1:
         raise KitError(f"train.stack must be ≥ 1 (models trained at once), got {p.stack}")
+    if not (0 <= p.voice.weight <= 1 and p.voice.c >= 0):
+        raise KitError(
+            f"train.voice: weight must be in [0, 1] and c ≥ 0 (0 = cross-validated), got {p.voice.weight}, {p.voice.c}"
+        )
     check_stack(p, p.stack)
     store = FeatureStore.open(p.features)
     p = _refit_as_applied(p, "test" in store.splits)
@@ -104,6 +108,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         return Outcome(done, False, {})
     if min(len(t) for t, _ in split.folds) < 2:
         raise KitError(f"{p.features}: too few train clips for a {split.id} split")
+    heads = _voice_heads(p, store, split, labels)
 
     device = resolve_device(p.device)
     work = runs_dir.parent / "work" / keys[0]
@@ -161,6 +166,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                     split=split,
                     results={k: r[g] for k, r in results.items()},
                     refit=refits[g],
+                    heads=heads,
                     labels=labels,
                     device=device,
                     seconds=seconds,
@@ -197,6 +203,8 @@ def _hashed(params: dict) -> dict:
         for k, v in params.items()
         if k not in NOT_HASHED and not (k in UNHASHED_DEFAULTS and v == UNHASHED_DEFAULTS[k])
     }
+    if out.get("voice", {}).get("weight") == 0:  # no voice head: as runs before it existed
+        del out["voice"]
     if out.get("refit"):  # the refit runs the holdout's whole schedule (it once stopped at the best epoch)
         out["refit"] = "schedule"
     return out
@@ -318,6 +326,7 @@ def _fill(
     split: Split,
     results: dict[int, FoldResult],
     refit: FoldResult | None,
+    heads: dict | None,
     labels: np.ndarray,
     device,
     seconds: float,
@@ -326,12 +335,26 @@ def _fill(
     from safetensors.torch import save_file
 
     val_index = split.val_index()
-    if split.kfold:
-        val_probs = np.zeros((len(labels), store.meta["num_classes"]), np.float32)
-        for k, (_, v) in enumerate(split.folds):
-            val_probs[v] = results[k].val_probs
-    else:
-        val_probs = results[0].val_probs
+    val_probs = _val_probs(split, {k: r.val_probs for k, r in results.items()}, len(labels), store)
+    test_probs = {k: r.test_probs for k, r in results.items() if r.test_probs is not None}
+    if refit is not None:
+        test_probs = {"refit": refit.test_probs} if refit.test_probs is not None else {}
+    voice = None
+    if heads is not None:
+        w = p.voice.weight
+        v, v_test = store.voice("train"), store.voice("test") if "test" in store.splits else None
+        head_val = _val_probs(
+            split, {k: heads[k].predict(v[val]) for k, (_, val) in enumerate(split.folds)}, len(labels), store
+        )
+        voice = {
+            "weight": w,
+            "c": {str(k): h.c for k, h in heads.items()},
+            "network": scores(val_probs, labels[val_index]),
+            "head": scores(head_val, labels[val_index]),
+        }
+        val_probs = voice_head.blend(val_probs, head_val, w)
+        test_probs = {k: voice_head.blend(t, heads[k].predict(v_test), w) for k, t in test_probs.items()}
+        voice_head.save({str(k): h for k, h in heads.items()}, tmp / voice_head.FILE)
     for k, r in results.items():
         save_file(
             {n: t.contiguous() for n, t in r.weights.items()},
@@ -339,12 +362,10 @@ def _fill(
         )
     np.save(tmp / "val_probs.npy", val_probs.astype(np.float32))
     np.save(tmp / "val_index.npy", val_index.astype(np.int64))
-    tests = [r.test_probs for r in results.values() if r.test_probs is not None]
     if refit is not None:
         save_file({n: t.contiguous() for n, t in refit.weights.items()}, tmp / "refit.safetensors")
-        tests = [refit.test_probs] if refit.test_probs is not None else []
-    if tests:
-        np.save(tmp / "test_probs.npy", np.mean(tests, axis=0).astype(np.float32))
+    if test_probs:
+        np.save(tmp / "test_probs.npy", np.mean(list(test_probs.values()), axis=0).astype(np.float32))
     y_val = labels[val_index]
     metrics = scores(val_probs, y_val)
     _dvclive(tmp / "dvclive", results, refit, metrics, split.kfold)
@@ -367,6 +388,7 @@ def _fill(
         "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
         **({"stack_seeds": stack_seeds} if stack_seeds else {}),  # trained together, as one model
         **({"refit": {"epochs": refit.epochs_run, "clips": len(labels)}} if refit is not None else {}),
+        **({"voice": voice} if voice else {}),
         "wall_seconds": round(seconds, 2),
         "device": _device_name(device, p.precision),
         "git": _git(),
@@ -374,6 +396,39 @@ def _fill(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (tmp / registry.RUN_JSON).write_text(json.dumps(meta, indent=1))
+
+
+def _val_probs(split: Split, by_fold: dict[int, np.ndarray], n: int, store: FeatureStore) -> np.ndarray:
+    """Validation probabilities in val_index order: the holdout's, or K-fold's out-of-fold rows."""
+    if not split.kfold:
+        return by_fold[0]
+    out = np.zeros((n, store.meta["num_classes"]), np.float32)
+    for k, (_, v) in enumerate(split.folds):
+        out[v] = by_fold[k]
+    return out
+
+
+def _voice_heads(p: TrainParams, store: FeatureStore, split: Split, labels: np.ndarray) -> dict | None:
+    """train.voice: a head per fold on that fold's training clips, and "refit" on every train clip."""
+    if p.voice.weight == 0:
+        return None
+    v = store.voice("train")
+    if v is None:
+        raise KitError(
+            f"train.voice.weight is {p.voice.weight} but {store.path} has no voice embeddings: rebuild it with "
+            "features.voice.embed: true (audio only), or set train.voice.weight: 0"
+        )
+    groups = store.meta["splits"]["train"].get("groups") if p.split.grouped else None
+    groups = np.asarray(groups) if groups is not None else None
+    n = store.meta["num_classes"]
+
+    def fit(rows: np.ndarray):
+        return voice_head.fit(v[rows], labels[rows], n, p.voice.c, None if groups is None else groups[rows])
+
+    heads = {k: fit(t) for k, (t, _) in enumerate(split.folds)}
+    if p.refit:
+        heads["refit"] = fit(np.arange(len(labels)))
+    return heads
 
 
 def _dvclive(

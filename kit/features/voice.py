@@ -1,0 +1,146 @@
+"""Voice embeddings: a pretrained GE2E speaker encoder (Wan et al. 2018) run on each clip's inputs.
+
+The encoder is resemblyzer's (3 LSTM layers of 256 on 40 mel bands of 16 kHz audio, 10 ms frames,
+a linear + ReLU projection to 256, L2-normalised), trained to tell speakers apart: its embedding
+carries the voice's pitch range and timbre, what separates one male voice from one female voice.
+Its weights ship inside the `resemblyzer` wheel on PyPI (`pretrained.pt`, 17 MB), so nothing is
+downloaded at run time; a local `.pt` / `.safetensors` file works too. The resemblyzer package is
+only located, never imported (its import needs webrtcvad, which kit does not use).
+
+A clip's embedding is the mean over 1.6 s windows (160 frames, about half overlapping) of the
+encoder's output for the clip normalised to -30 dBFS, as resemblyzer embeds an utterance.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+
+from kit.errors import KitError
+
+SR = 16000
+N_MELS = 40
+HOP = 160  # 10 ms
+N_FFT = 400  # 25 ms
+WINDOW = 160  # frames per partial utterance (1.6 s)
+DIM = 256
+TARGET_DBFS = -30.0
+
+
+def weights_path(setting: str) -> Path:
+    """The encoder weights: features.voice.weights, or the installed resemblyzer package's file."""
+    if setting:
+        path = Path(setting)
+        if not path.is_file():
+            raise KitError(f"features.voice.weights: {path} is not a file")
+        return path
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise KitError(
+            "features.voice.embed needs the GE2E encoder's weights: pip install resemblyzer, or set "
+            "features.voice.weights to a local file (or features.voice.embed: false)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise KitError(f"features.voice.weights: the resemblyzer package has no {path.name} ({path})")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def load_state(path: Path) -> dict:
+    """The encoder's tensors from a resemblyzer checkpoint (no unpickling of objects) or safetensors."""
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("model_state", state) if isinstance(state, dict) else state
+    except Exception as exc:  # torch / safetensors raise many kinds on a bad file
+        raise KitError(f"features.voice.weights: {path} is not a weights file ({str(exc).splitlines()[0]})") from None
+    need = {n for n, _ in _encoder().state_dict().items()}
+    if not isinstance(state, dict) or not need <= set(state):
+        missing = sorted(need - set(state)) if isinstance(state, dict) else sorted(need)
+        raise KitError(f"features.voice.weights: {path} is not a GE2E encoder (missing {', '.join(missing[:3])})")
+    return {n: state[n] for n in need}
+
+
+def _encoder():
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(N_MELS, DIM, 3, batch_first=True)
+            self.linear = nn.Linear(DIM, DIM)
+
+        def forward(self, mels):  # (B, frames, 40) power mel -> (B, 256), unit length
+            _, (hidden, _) = self.lstm(mels)
+            e = self.linear(hidden[-1]).relu()
+            return e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    return Encoder()
+
+
+class VoiceEncoder:
+    """Waveforms (B, inputs, samples) at `sr` -> embeddings (B, inputs, 256) float32."""
+
+    def __init__(self, path: Path, sr: int, duration: float):
+        import librosa
+
+        self.path = path
+        self.sr = sr
+        self.n_samples = round(duration * SR)
+        self.model = _encoder()
+        self.model.load_state_dict(load_state(path))
+        self.model.eval()
+        self.mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}
+
+    def __call__(self, waves: np.ndarray) -> np.ndarray:
+        import soxr
+        import torch
+
+        flat = waves.reshape(-1, waves.shape[-1]).astype(np.float32)
+        y = soxr.resample(flat.T, self.sr, SR).T if self.sr != SR else flat
+        y = np.pad(y, ((0, 0), (0, max(0, self.n_samples - y.shape[1]))))[:, : self.n_samples]
+        rms = np.sqrt(np.mean(y.astype(np.float64) ** 2, axis=1, keepdims=True))
+        y = np.where(rms > 1e-6, y * (10 ** (TARGET_DBFS / 20) / np.maximum(rms, 1e-6)), y).astype(np.float32)
+        mels = self._mels(y)  # (n, frames, 40)
+        starts = windows(mels.shape[1])
+        parts = np.stack([mels[:, s : s + WINDOW] for s in starts], axis=1)  # (n, windows, WINDOW, 40)
+        with torch.inference_mode():
+            emb = self.model(torch.from_numpy(parts.reshape(-1, WINDOW, N_MELS))).numpy()
+        return emb.reshape(len(flat), len(starts), DIM).mean(1).reshape(*waves.shape[:-1], DIM)
+
+    def _mels(self, y: np.ndarray) -> np.ndarray:
+        """librosa.feature.melspectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=40), power, time first."""
+        import librosa
+
+        power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2  # (n, 201, frames)
+        mels = np.einsum("mf,nft->ntm", self.mel, power, optimize=True).astype(np.float32)
+        if mels.shape[1] < WINDOW:
+            mels = np.pad(mels, ((0, 0), (0, WINDOW - mels.shape[1]), (0, 0)))
+        return mels
+
+
+def windows(frames: int) -> list[int]:
+    """Start frames of the 160-frame windows covering `frames`: evenly spread, at most 80 apart."""
+    if frames <= WINDOW:
+        return [0]
+    n = math.ceil((frames - WINDOW) / (WINDOW // 2)) + 1
+    return [round(s) for s in np.linspace(0, frames - WINDOW, n)]
