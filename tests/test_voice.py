@@ -76,8 +76,11 @@ def test_bad_or_missing_encoder_weights_are_one_line_errors(tmp_path, monkeypatc
     save_file({"lstm.weight_ih_l0": torch.zeros(3)}, tmp_path / "other.safetensors")
     with pytest.raises(KitError, match=r"other.safetensors is not a GE2E encoder \(missing "):
         voice.load_state(tmp_path / "other.safetensors")
-    state = voice._encoder().state_dict()  # a local file of the right tensors loads
-    save_file({n: t.contiguous() for n, t in state.items()}, tmp_path / "ge2e.safetensors")
+    state = voice._encoder().state_dict()
+    save_file({n: t[..., :1].contiguous() for n, t in state.items()}, tmp_path / "small.safetensors")
+    with pytest.raises(KitError, match=r"small.safetensors is not a GE2E encoder of 256 \(.* has another shape\)"):
+        voice.load_state(tmp_path / "small.safetensors")
+    save_file({n: t.contiguous() for n, t in state.items()}, tmp_path / "ge2e.safetensors")  # the right tensors load
     assert set(voice.load_state(tmp_path / "ge2e.safetensors")) == set(state)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(KitError, match=r"pip install resemblyzer, or set features.voice.weights"):
@@ -181,3 +184,36 @@ def test_voice_head_settings_and_stores_without_embeddings_fail_before_training(
     assert none.exit_code == 1
     assert "train.voice.weight is 0.5 but plain has no voice embeddings" in " ".join(none.output.split())
     assert not (voiced / "artifacts" / "work").exists()  # refused before any training
+
+
+def test_k_fold_runs_blend_each_folds_head_into_its_out_of_fold_rows(voiced):
+    store = voiced / "data" / "features"
+    meta = json.loads((store / "meta.json").read_text())
+    meta["splits"]["train"]["groups"] = [None if i % 10 == 0 else f"song{i // 3}" for i in range(90)]
+    (store / "meta.json").write_text(json.dumps(meta))  # some clips without a group
+    args = ["train", "cnn4", *TINY, "--folds", "3", "--grouped", "--voice-weight", "0.9", "--name", "k"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = voiced / "artifacts" / "runs" / "k"
+    meta = json.loads((run / "run.json").read_text())
+    assert set(meta["voice"]["c"]) == {"0", "1", "2"}  # one head per fold, no refit
+    heads, v = voice_head.load(run / "voice.safetensors"), FeatureStore.open(store).voice("train")
+    val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
+    assert np.array_equal(val_index, np.arange(90))
+    # every clip's row is its own fold's blend: 0.1 x (a softmax) + 0.9 x that fold's head, for one fold
+    rests = np.stack([(val_probs - 0.9 * heads[k].predict(v)) / 0.1 for k in "012"])
+    is_softmax = (np.abs(rests.sum(2) - 1) < 1e-3) & (rests.min(2) > -1e-3)
+    assert is_softmax.any(0).all()
+    tta = runner.invoke(app, ["predict", "k", "--tta", "1"])
+    assert tta.exit_code == 0, tta.output
+    assert np.allclose(np.load(run.parent / "k-tta1" / "val_probs.npy"), val_probs, atol=1e-5)
+    assert np.allclose(np.load(run.parent / "k-tta1" / "test_probs.npy"), np.load(run / "test_probs.npy"), atol=1e-5)
+
+
+def test_runs_without_the_voice_head_keep_the_keys_they_had_before_it():
+    from kit.config import TrainParams, VoiceHeadParams
+    from kit.training.run import _hashed
+
+    off = _hashed(dataclasses.asdict(TrainParams(voice=VoiceHeadParams(weight=0.0, c=0.01))))
+    on = _hashed(dataclasses.asdict(TrainParams()))
+    assert "voice" not in off and on["voice"] == {"weight": 0.5, "c": 0.0}

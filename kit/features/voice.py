@@ -7,8 +7,10 @@ Its weights ship inside the `resemblyzer` wheel on PyPI (`pretrained.pt`, 17 MB)
 downloaded at run time; a local `.pt` / `.safetensors` file works too. The resemblyzer package is
 only located, never imported (its import needs webrtcvad, which kit does not use).
 
-A clip's embedding is the mean over 1.6 s windows (160 frames, about half overlapping) of the
-encoder's output for the clip normalised to -30 dBFS, as resemblyzer embeds an utterance.
+A clip's embedding is the mean (not re-normalised) of the encoder's outputs over 1.6 s windows
+(160 frames, about half overlapping), the clip scaled to -30 dBFS RMS up or down, silence kept.
+(resemblyzer itself only raises quiet audio, trims silences and re-normalises the mean.)
+Change any of this and bump extract.FEATURE_VERSION: the feature hash holds only the weights' hash.
 """
 
 from __future__ import annotations
@@ -69,11 +71,15 @@ def load_state(path: Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("model_state", state) if isinstance(state, dict) else state
     except Exception as exc:  # torch / safetensors raise many kinds on a bad file
-        raise KitError(f"features.voice.weights: {path} is not a weights file ({str(exc).splitlines()[0]})") from None
-    need = {n for n, _ in _encoder().state_dict().items()}
-    if not isinstance(state, dict) or not need <= set(state):
-        missing = sorted(need - set(state)) if isinstance(state, dict) else sorted(need)
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise KitError(f"features.voice.weights: {path} is not a weights file ({why})") from None
+    need = {n: t.shape for n, t in _encoder().state_dict().items()}
+    if not isinstance(state, dict) or not set(need) <= set(state):
+        missing = sorted(set(need) - set(state)) if isinstance(state, dict) else sorted(need)
         raise KitError(f"features.voice.weights: {path} is not a GE2E encoder (missing {', '.join(missing[:3])})")
+    wrong = [n for n, shape in need.items() if getattr(state[n], "shape", None) != shape]
+    if wrong:
+        raise KitError(f"features.voice.weights: {path} is not a GE2E encoder of 256 ({wrong[0]} has another shape)")
     return {n: state[n] for n in need}
 
 

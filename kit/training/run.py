@@ -108,12 +108,13 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         return Outcome(done, False, {})
     if min(len(t) for t, _ in split.folds) < 2:
         raise KitError(f"{p.features}: too few train clips for a {split.id} split")
-    heads = _voice_heads(p, store, split, labels)
+    voice = _voice(p, store)
 
     device = resolve_device(p.device)
     work = runs_dir.parent / "work" / keys[0]
     started = time.perf_counter()
     with _lock(work):
+        heads = _voice_heads(p, voice, store, split, labels) if voice is not None else None
         x, y, x_test = _inputs(store, channels, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, len(split.folds) + p.refit)
@@ -408,8 +409,8 @@ def _val_probs(split: Split, by_fold: dict[int, np.ndarray], n: int, store: Feat
     return out
 
 
-def _voice_heads(p: TrainParams, store: FeatureStore, split: Split, labels: np.ndarray) -> dict | None:
-    """train.voice: a head per fold on that fold's training clips, and "refit" on every train clip."""
+def _voice(p: TrainParams, store: FeatureStore) -> np.ndarray | None:
+    """The train clips' voice embeddings when train.voice is on (checked before any training)."""
     if p.voice.weight == 0:
         return None
     v = store.voice("train")
@@ -418,16 +419,24 @@ def _voice_heads(p: TrainParams, store: FeatureStore, split: Split, labels: np.n
             f"train.voice.weight is {p.voice.weight} but {store.path} has no voice embeddings: rebuild it with "
             "features.voice.embed: true (audio only), or set train.voice.weight: 0"
         )
+    return v
+
+
+def _voice_heads(p: TrainParams, v: np.ndarray, store: FeatureStore, split: Split, labels: np.ndarray) -> dict:
+    """train.voice: a head per fold on that fold's training clips, and "refit" on every train clip."""
     groups = store.meta["splits"]["train"].get("groups") if p.split.grouped else None
-    groups = np.asarray(groups) if groups is not None else None
+    if groups is not None:  # as the split codes them: clips without a group share the group "None"
+        groups = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
     n = store.meta["num_classes"]
 
-    def fit(rows: np.ndarray):
+    def fit(rows: np.ndarray, fold: str):
+        if len(np.unique(labels[rows])) < 2:
+            raise KitError(f"train.voice: the training clips of {fold} hold one class only; set train.voice.weight: 0")
         return voice_head.fit(v[rows], labels[rows], n, p.voice.c, None if groups is None else groups[rows])
 
-    heads = {k: fit(t) for k, (t, _) in enumerate(split.folds)}
+    heads = {k: fit(t, f"fold {k}") for k, (t, _) in enumerate(split.folds)}
     if p.refit:
-        heads["refit"] = fit(np.arange(len(labels)))
+        heads["refit"] = fit(np.arange(len(labels)), "the refit")
     return heads
 
 
