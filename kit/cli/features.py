@@ -61,7 +61,7 @@ def features(
         arr = store.array(split)
         row = [split, str(arr.shape[0]), "×".join(map(str, arr.shape[1:])), str(arr.dtype), f"{arr.nbytes / 1e6:.1f}"]
         if has_voice:
-            row.append("×".join(map(str, store.voice(split, flat=False).shape[1:])) + " float32")
+            row.append(f"{len(store.meta['voice']['inputs'])}×{store.meta['voice']['dim']} float32")
         table.add_row(*row)
     console.print(table)
     console.print(

@@ -104,15 +104,21 @@ class VoiceEncoder:
     """Waveforms (B, inputs, samples) at `sr` -> embeddings (B, inputs, 256) float32."""
 
     def __init__(self, path: Path, sr: int, duration: float):
-        import librosa
-
         self.path = path
         self.sr = sr
         self.n_samples = round(duration * SR)
-        self.model = _encoder()
-        self.model.load_state_dict(load_state(path))
-        self.model.eval()
-        self.mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+    @functools.cached_property
+    def model(self):  # loaded at the first embedding: a store that is up to date needs only the hash
+        model = _encoder()
+        model.load_state_dict(load_state(self.path))
+        return model.eval()
+
+    @functools.cached_property
+    def mel(self) -> np.ndarray:
+        import librosa
+
+        return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
 
     def describe(self) -> dict:
         return {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}

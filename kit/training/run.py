@@ -114,7 +114,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     work = runs_dir.parent / "work" / keys[0]
     started = time.perf_counter()
     with _lock(work):
-        heads = _voice_heads(p, voice, store, split, labels) if voice is not None else None
+        heads = _voice_heads(p, voice, store, split, labels) if voice is not None else None  # for every member
         x, y, x_test = _inputs(store, channels, labels, p.pseudo.start > 0, device)
         results: dict[int, list[FoldResult]] = {}
         resumed = _resume_points(work, len(split.folds) + p.refit)
@@ -167,7 +167,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
                     split=split,
                     results={k: r[g] for k, r in results.items()},
                     refit=refits[g],
-                    heads=heads,
+                    voice=heads,
                     labels=labels,
                     device=device,
                     seconds=seconds,
@@ -327,7 +327,7 @@ def _fill(
     split: Split,
     results: dict[int, FoldResult],
     refit: FoldResult | None,
-    heads: dict | None,
+    voice: VoiceHeads | None,
     labels: np.ndarray,
     device,
     seconds: float,
@@ -340,22 +340,18 @@ def _fill(
     test_probs = {k: r.test_probs for k, r in results.items() if r.test_probs is not None}
     if refit is not None:
         test_probs = {"refit": refit.test_probs} if refit.test_probs is not None else {}
-    voice = None
-    if heads is not None:
+    summary = None
+    if voice is not None:
         w = p.voice.weight
-        v, v_test = store.voice("train"), store.voice("test") if "test" in store.splits else None
-        head_val = _val_probs(
-            split, {k: heads[k].predict(v[val]) for k, (_, val) in enumerate(split.folds)}, len(labels), store
-        )
-        voice = {
+        summary = {
             "weight": w,
-            "c": {str(k): h.c for k, h in heads.items()},
+            "c": {str(k): h.c for k, h in voice.heads.items()},
             "network": scores(val_probs, labels[val_index]),
-            "head": scores(head_val, labels[val_index]),
+            "head": scores(voice.val, labels[val_index]),
         }
-        val_probs = voice_head.blend(val_probs, head_val, w)
-        test_probs = {k: voice_head.blend(t, heads[k].predict(v_test), w) for k, t in test_probs.items()}
-        voice_head.save({str(k): h for k, h in heads.items()}, tmp / voice_head.FILE)
+        val_probs = voice_head.blend(val_probs, voice.val, w)
+        test_probs = {k: voice_head.blend(t, voice.test[k], w) for k, t in test_probs.items()}
+        voice_head.save({str(k): h for k, h in voice.heads.items()}, tmp / voice_head.FILE)
     for k, r in results.items():
         save_file(
             {n: t.contiguous() for n, t in r.weights.items()},
@@ -389,7 +385,7 @@ def _fill(
         "folds": [{"best_epoch": r.best_epoch, "best_score": r.best_score} for r in results.values()],
         **({"stack_seeds": stack_seeds} if stack_seeds else {}),  # trained together, as one model
         **({"refit": {"epochs": refit.epochs_run, "clips": len(labels)}} if refit is not None else {}),
-        **({"voice": voice} if voice else {}),
+        **({"voice": summary} if summary else {}),
         "wall_seconds": round(seconds, 2),
         "device": _device_name(device, p.precision),
         "git": _git(),
@@ -422,8 +418,16 @@ def _voice(p: TrainParams, store: FeatureStore) -> np.ndarray | None:
     return v
 
 
-def _voice_heads(p: TrainParams, v: np.ndarray, store: FeatureStore, split: Split, labels: np.ndarray) -> dict:
-    """train.voice: a head per fold on that fold's training clips, and "refit" on every train clip."""
+@dataclass(frozen=True)
+class VoiceHeads:
+    heads: dict  # fold k, and "refit": the VoiceHead fitted on that model's training clips
+    val: np.ndarray  # the heads' validation probabilities, in val_index order
+    test: dict  # fold k / "refit" -> that head's test probabilities (empty without test clips)
+
+
+def _voice_heads(p: TrainParams, v: np.ndarray, store: FeatureStore, split: Split, labels: np.ndarray) -> VoiceHeads:
+    """train.voice: a head per fold on that fold's training clips, and "refit" on every train clip,
+    with their predictions (computed once for every member of a stack)."""
     groups = store.meta["splits"]["train"].get("groups") if p.split.grouped else None
     if groups is not None:  # as the split codes them: clips without a group share the group "None"
         groups = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
@@ -437,7 +441,10 @@ def _voice_heads(p: TrainParams, v: np.ndarray, store: FeatureStore, split: Spli
     heads = {k: fit(t, f"fold {k}") for k, (t, _) in enumerate(split.folds)}
     if p.refit:
         heads["refit"] = fit(np.arange(len(labels)), "the refit")
-    return heads
+    val = _val_probs(split, {k: heads[k].predict(v[val]) for k, (_, val) in enumerate(split.folds)}, len(labels), store)
+    v_test = store.voice("test") if "test" in store.splits else None
+    test = {k: h.predict(v_test) for k, h in heads.items()} if v_test is not None else {}
+    return VoiceHeads(heads, val, test)
 
 
 def _dvclive(

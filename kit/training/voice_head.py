@@ -9,7 +9,7 @@ clips' mean and scale, which the head keeps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -35,15 +35,12 @@ class VoiceHead:
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}.{name}": np.ascontiguousarray(getattr(self, name), np.float32)
-            for name in ("mean", "scale", "coef", "intercept", "c")
-        }
+        return {f"{prefix}.{f.name}": np.ascontiguousarray(getattr(self, f.name), np.float32) for f in fields(self)}
 
     @classmethod
     def from_arrays(cls, arrays: dict, prefix: str) -> VoiceHead:
-        get = {name: np.asarray(arrays[f"{prefix}.{name}"]) for name in ("mean", "scale", "coef", "intercept", "c")}
-        return cls(get["mean"], get["scale"], get["coef"], get["intercept"], float(get["c"].reshape(-1)[0]))
+        get = {f.name: np.asarray(arrays[f"{prefix}.{f.name}"]) for f in fields(cls)}
+        return cls(**{**get, "c": float(get["c"].reshape(-1)[0])})
 
 
 def fit(v: np.ndarray, y: np.ndarray, num_classes: int, c: float, groups: np.ndarray | None = None) -> VoiceHead:
