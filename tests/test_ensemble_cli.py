@@ -17,7 +17,17 @@ runner = CliRunner()
 
 
 def fake_run(
-    runs, run_id, store, *, quality, split="holdout0.2-s0-aaaa", feature_hash=None, seed=0, test=True, grouped=False
+    runs,
+    run_id,
+    store,
+    *,
+    quality,
+    split="holdout0.2-s0-aaaa",
+    feature_hash=None,
+    seed=0,
+    test=True,
+    grouped=False,
+    channels=None,
 ):
     """A run folder as `kit train` writes it, with predictions of a chosen quality."""
     rng = np.random.default_rng(seed)
@@ -42,6 +52,7 @@ def fake_run(
     meta = {
         "id": run_id,
         "arch": "cnn4",
+        **({"params": {"channels": channels}} if channels is not None else {}),
         "split_id": split,
         "split": {"kind": "holdout", "fraction": 0.5, "seed": 0, "grouped": grouped},
         "feature_hash": feature_hash or store.feature_hash,
@@ -127,3 +138,26 @@ def test_the_best_run_sets_the_split(registry_dir):
     manifest = json.loads((registry_dir / "submissions" / "k.json").read_text())
     assert [m["run"] for m in manifest["members"]] == ["kfold-star", "other-split"]
     assert "skipped good0: split holdout0.2-s0-aaaa ≠ kfold5-s0-bbbb" in result.output
+
+
+def test_the_table_and_manifest_say_which_channels_each_member_sees(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
+    runs = tmp_path / "artifacts" / "runs"
+    for i, channels in enumerate(
+        (["mix:logmel", "vocals:logmel"], ["mix:logfreq", "vocals:logfreq"], ["mix:logmel", "vocals:logfreq"], [])
+    ):
+        fake_run(runs, f"r{i}", store, quality=2.0 - 0.2 * i, seed=i, channels=channels)
+    result = runner.invoke(app, ["ensemble", "--name", "c"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {cells[0]: cells[2] for cells in _table_rows(result.output) if cells[0].startswith("r")}
+    expected = {"r0": "mix+vocals:logmel", "r1": "mix+vocals:logfreq", "r2": "mix:logmel,vocals:logfreq", "r3": "all"}
+    assert rows == expected
+    manifest = json.loads((tmp_path / "submissions" / "c.json").read_text())
+    assert {m["run"]: m["inputs"] for m in manifest["members"]} == expected
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert {cells[1]: cells[3] for cells in _table_rows(listing.output) if cells[0].isdigit()} == expected
+
+
+def _table_rows(output: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines() if line.startswith("│")]

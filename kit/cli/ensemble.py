@@ -51,41 +51,18 @@ def ensemble(
 def render(built) -> None:
     r, m = built.result, built.manifest
     table = Table(title=f"{m['method']} ensemble of {len(m['members'])} run(s) (split {m['split_id']})")
-    for col in ("member", "arch", "weight", "val accuracy", "val macro-F1", "val log-loss"):
-        table.add_column(col, justify="left" if col in ("member", "arch") else "right")
+    for col in ("member", "arch", "inputs", "weight", "val accuracy", "val macro-F1", "val log-loss"):
+        table.add_column(col, justify="left" if col in ("member", "arch", "inputs") else "right")
     for mem in m["members"]:
         weight = "-" if mem["weight"] is None else f"{mem['weight']:.3f}"
-        table.add_row(
-            mem["run"],
-            mem["arch"],
-            weight,
-            f"{mem['accuracy']:.4f}",
-            f"{mem['macro_f1']:.4f}",
-            f"{mem['log_loss']:.4f}",
-        )
-    best = m["best_member"]
+        table.add_row(mem["run"], mem["arch"], mem["inputs"], weight, *_scores(mem))
     table.add_section()
-    table.add_row(
-        "best single member", "", "", f"{best['accuracy']:.4f}", f"{best['macro_f1']:.4f}", f"{best['log_loss']:.4f}"
-    )
-    table.add_row(
-        "ensemble (honest estimate)",
-        "",
-        "",
-        f"{r.estimate['accuracy']:.4f}",
-        f"{r.estimate['macro_f1']:.4f}",
-        f"{r.estimate['log_loss']:.4f}",
-        style="bold",
-    )
-    table.add_row(
-        "ensemble (in-sample, optimistic)",
-        "",
-        "",
-        f"{r.in_sample['accuracy']:.4f}",
-        f"{r.in_sample['macro_f1']:.4f}",
-        f"{r.in_sample['log_loss']:.4f}",
-        style="dim",
-    )
+    for label, s, style in (
+        ("best single member", m["best_member"], None),
+        ("ensemble (honest estimate)", r.estimate, "bold"),
+        ("ensemble (in-sample, optimistic)", r.in_sample, "dim"),
+    ):
+        table.add_row(label, "", "", "", *_scores(s), style=style)
     console.print(table)
     if r.method != "mean":
         how = "songs (groups) kept whole" if r.details["grouped"] else "rows shuffled"
@@ -93,3 +70,7 @@ def render(built) -> None:
     for run_id, why in built.members.skipped:
         console.print(f"[yellow]skipped {run_id}: {why}[/]", highlight=False)
     console.print(f"[green]✓[/] wrote {built.csv} and {built.csv.with_suffix('.json')}")
+
+
+def _scores(s: dict) -> tuple[str, str, str]:
+    return f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['log_loss']:.4f}"

@@ -54,7 +54,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         "method": p.method,
         "params": {k: getattr(p, k) for k in ("geometric", "n_init", "bagging", "cv_folds")},
         "members": [
-            {"run": r.id, "arch": r.meta["arch"], "weight": w, **s}
+            {"run": r.id, "arch": r.meta["arch"], "inputs": r.inputs, "weight": w, **s}
             for r, w, s in zip(members.runs, weights, result.members_scores)
         ],
         "estimate": result.estimate,

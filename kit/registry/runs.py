@@ -35,6 +35,17 @@ class Run:
     def score(self, metric: str) -> float:
         return self.metrics[metric]
 
+    @property
+    def inputs(self) -> str:
+        """The store channels its model sees, for tables: `all`, `mix+vocals:logfreq` or the list."""
+        channels = self.meta.get("params", {}).get("channels") or []
+        parts = [c.split(":") for c in channels]
+        if not parts:
+            return "all"
+        if all(len(q) == 2 for q in parts) and len({q[1] for q in parts}) == 1:
+            return "+".join(q[0] for q in parts) + ":" + parts[0][1]
+        return ",".join(channels)
+
 
 @dataclass(frozen=True)
 class Listing:
