@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console
+from kit.cli.ui import console, score_cells
 from kit.config import load_params, override
 
 
@@ -55,14 +55,14 @@ def render(built) -> None:
         table.add_column(col, justify="left" if col in ("member", "arch", "inputs") else "right")
     for mem in m["members"]:
         weight = "-" if mem["weight"] is None else f"{mem['weight']:.3f}"
-        table.add_row(mem["run"], mem["arch"], mem["inputs"], weight, *_scores(mem))
+        table.add_row(mem["run"], mem["arch"], mem["inputs"], weight, *score_cells(mem))
     table.add_section()
     for label, s, style in (
         ("best single member", m["best_member"], None),
         ("ensemble (honest estimate)", r.estimate, "bold"),
         ("ensemble (in-sample, optimistic)", r.in_sample, "dim"),
     ):
-        table.add_row(label, "", "", "", *_scores(s), style=style)
+        table.add_row(label, "", "", "", *score_cells(s), style=style)
     console.print(table)
     if r.method != "mean":
         how = "songs (groups) kept whole" if r.details["grouped"] else "rows shuffled"
@@ -70,7 +70,3 @@ def render(built) -> None:
     for run_id, why in built.members.skipped:
         console.print(f"[yellow]skipped {run_id}: {why}[/]", highlight=False)
     console.print(f"[green]✓[/] wrote {built.csv} and {built.csv.with_suffix('.json')}")
-
-
-def _scores(s: dict) -> tuple[str, str, str]:
-    return f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['log_loss']:.4f}"

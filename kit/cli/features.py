@@ -54,15 +54,14 @@ def features(
         result = build(p, advance)
     store = result.store
     table = Table(title=f"feature store → {store.path}")
-    has_voice = "voice" in store.meta
-    for col in ("split", "clips", "shape", "dtype", "MB", *(["voice embeddings"] if has_voice else [])):
+    v = store.meta.get("voice")
+    voice = [f"{len(v['inputs'])}×{v['dim']} float32"] if v else []  # the same for every split
+    for col in ("split", "clips", "shape", "dtype", "MB", *(["voice embeddings"] if v else [])):
         table.add_column(col)
     for split in store.splits:
         arr = store.array(split)
-        row = [split, str(arr.shape[0]), "×".join(map(str, arr.shape[1:])), str(arr.dtype), f"{arr.nbytes / 1e6:.1f}"]
-        if has_voice:
-            row.append(f"{len(store.meta['voice']['inputs'])}×{store.meta['voice']['dim']} float32")
-        table.add_row(*row)
+        shape = "×".join(map(str, arr.shape[1:]))
+        table.add_row(split, str(arr.shape[0]), shape, str(arr.dtype), f"{arr.nbytes / 1e6:.1f}", *voice)
     console.print(table)
     console.print(
         f"{result.clips} clips in {result.seconds:.1f} s ({result.clips / result.seconds:.0f} clips/s), feature hash {store.feature_hash}"

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console, err_console
+from kit.cli.ui import console, err_console, score_cells
 from kit.config import load_params
 
 app = typer.Typer(help="List, inspect and manage registered runs.", invoke_without_command=True)
@@ -70,9 +70,7 @@ def listing(
             r.id,
             m["arch"],
             r.inputs,
-            f"{m['metrics']['accuracy']:.4f}",
-            f"{m['metrics']['macro_f1']:.4f}",
-            f"{m['metrics']['log_loss']:.4f}",
+            *score_cells(m["metrics"]),
             m["split_id"],
             m["feature_hash"][:8],
             ",".join(map(str, m["epochs_run"])),

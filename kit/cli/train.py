@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console, progress_bar
+from kit.cli.ui import console, progress_bar, score_cells
 from kit.config import load_params, override
 from kit.errors import KitError
 
@@ -224,9 +224,7 @@ def render_stack(runs) -> None:
             run.id,
             str(m["seed"]),
             m["split_id"],
-            f"{m['metrics']['accuracy']:.4f}",
-            f"{m['metrics']['macro_f1']:.4f}",
-            f"{m['metrics']['log_loss']:.4f}",
+            *score_cells(m["metrics"]),
             ",".join(map(str, m["best_epoch"])),
             f"{m['wall_seconds']:.0f}",
             m["device"],
@@ -242,9 +240,7 @@ def render_run(run) -> None:
     table.add_row(
         m["arch"],
         m["split_id"],
-        f"{m['metrics']['accuracy']:.4f}",
-        f"{m['metrics']['macro_f1']:.4f}",
-        f"{m['metrics']['log_loss']:.4f}",
+        *score_cells(m["metrics"]),
         ",".join(map(str, m["best_epoch"])),
         f"{m['wall_seconds']:.0f}",
         m["device"],

@@ -16,6 +16,11 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
 
+def score_cells(s: dict) -> tuple[str, str, str]:
+    """Accuracy, macro-F1 and log-loss as table cells."""
+    return f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['log_loss']:.4f}"
+
+
 class Bar:
     """Handle on a running progress bar: `advance(n)`, and `total(n)` once it is known."""
 
