@@ -38,9 +38,9 @@ def main() -> None:
 def run(args, tmp: Path) -> None:
     import librosa
 
-    from kit.config import FeaturesParams, VoiceParams
     from kit.data.layout import load_dataset
     from kit.features.extract import extract
+    from kit.params import FeaturesParams, VoiceParams
 
     data = args.data
     if data is None:

@@ -17,8 +17,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from kit.config import DspParams
-from kit.data import synth
+from kit.data import synth, synth_dsp
+from kit.params import DspParams
 from kit.separation.dsp import separate
 
 SR = 22050
@@ -30,11 +30,11 @@ def mixes(n: int):
     for i in range(n):
         rng = np.random.default_rng(i)
         song = synth.make_song(rng, SR, 3.0)
-        acc = sum(s / (synth._rms(s) + 1e-9) for s in (synth.chords_part(song), synth.bass_part(song)))
-        acc = acc + synth.drums_part(song) / (synth._rms(synth.drums_part(song)) + 1e-9)
+        acc = sum(s / (synth_dsp.rms(s) + 1e-9) for s in (synth.chords_part(song), synth.bass_part(song)))
+        acc = acc + synth.drums_part(song) / (synth_dsp.rms(synth.drums_part(song)) + 1e-9)
         voice = synth.voices_part(song, int(rng.integers(1, 4)))
-        voice = voice / (synth._rms(voice) + 1e-9) * 10 ** (rng.uniform(-6, 3) / 20)
-        scale = 0.1 / (synth._rms(acc + voice) + 1e-9)
+        voice = voice / (synth_dsp.rms(voice) + 1e-9) * 10 ** (rng.uniform(-6, 3) / 20)
+        scale = 0.1 / (synth_dsp.rms(acc + voice) + 1e-9)
         out.append(((voice * scale).astype(np.float32), ((acc + voice) * scale).astype(np.float32)))
     return out
 

@@ -1,10 +1,10 @@
 """Benchmark: training samples/s, a plain fp32 eager DataLoader loop vs kit's training path.
 
     python bench/train.py [--arch resnet34] [--samples 256] [--batch-size 32] [--device auto]
-                          [--compile] [--procs N] [--stack G] [--inputs logmel,fbank]
+                          [--compile] [--procs N] [--pack G] [--inputs logmel,fbank]
                           [--precision auto|fp32|bf16]
 
-Same process, same model, same synthetic inputs, of the shapes the seeds used (1x128x130 log-mel,
+Same process, same model, same synthetic inputs, of the shapes the earlier entrants used (1x128x130 log-mel,
 1x299x40 filterbank); each path's second epoch is timed. The plain loop: float32 TensorDataset +
 DataLoader(shuffle) + AdamW + cross-entropy. kit: `kit.training.loop.fit_fold` (float16 feature
 tensor held on the device, the default augmentation drawn on the device, channels_last, bf16
@@ -14,9 +14,9 @@ adds kit with `train.compile: true` (torch.compile; CUDA graphs on CUDA). `--pro
 kit trainings (compiled with --compile) at once on the same device, as `dvc queue start -j N` or N
 `kit train` commands would: all warm up, wait for each other, then train two epochs each, and the
 samples they trained over that common window give the summed rate (the window also holds their
-validation and checkpoint writes, so it errs low). `--stack G` also runs one kit training of G
-models stacked into one (`train.stack`, compiled with --compile): G x samples per epoch. Each
-figure is printed as soon as it is measured. The seed-A recipe (20 ResNet34 x 20 epochs x 11,886
+validation and checkpoint writes, so it errs low). `--pack G` also runs one kit training of G
+models packed into one (`train.pack`, compiled with --compile): G x samples per epoch. Each
+figure is printed as soon as it is measured. Entrant A's recipe (20 ResNet34 x 20 epochs x 11,886
 clips of 299x40) is extrapolated from kit's best measured fbank rate, plus, for each of the
 20 / (models at once) trainings it takes: its start-up (epoch 1 minus a warm epoch: compilation,
 cuDNN autotuning); 20 checkpoint copies to host memory; 19 times the part of a checkpoint write
@@ -39,7 +39,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-SHAPES = {"logmel": (128, 130), "fbank": (299, 40)}  # 1 x freq x time, as the seeds used
+SHAPES = {"logmel": (128, 130), "fbank": (299, 40)}  # 1 x freq x time, as the earlier entrants used
 
 
 def plain_loop(arch: str, x, y, batch_size: int, device) -> float:
@@ -84,7 +84,7 @@ def kit_path(
     compile: bool = False,
     epochs: int = 2,
     on_epoch=None,
-    stack: int = 1,
+    pack: int = 1,
     precision: str = "auto",
 ) -> tuple[float, float, float, float, float]:
     """(samples/s of the last epoch, seconds epoch 1 took beyond it: compilation, cuDNN autotuning,
@@ -94,7 +94,7 @@ def kit_path(
 
     import torch
 
-    from kit.config import TrainParams
+    from kit.params import TrainParams
     from kit.training import checkpoint
     from kit.training.loop import Fold, fit_fold
 
@@ -120,7 +120,7 @@ def kit_path(
         batch_size=batch_size,
         scheduler="none",
         compile=compile,
-        stack=stack,
+        pack=pack,
         precision=precision,
     )
     xt = torch.from_numpy(x.astype(np.float16)).to(device)
@@ -135,11 +135,11 @@ def kit_path(
             on_epoch(records[0])
 
     with mock.patch.object(checkpoint, "Writer", TimedWriter):
-        result = fit_fold(fold, p, arch, list(range(stack)), device, work, on_epoch=timed)[0]
+        result = fit_fold(fold, p, arch, list(range(pack)), device, work, on_epoch=timed)[0]
     tail = time.perf_counter() - ends[-1]
     first, last = result.history[0]["seconds"], result.history[-1]["seconds"]  # later epochs: all warm
     copy, write = TimedWriter.copies[-1], TimedWriter.writes[-1]
-    return stack * len(train_idx) / last, max(0.0, first - last), copy, write, tail
+    return pack * len(train_idx) / last, max(0.0, first - last), copy, write, tail
 
 
 TIMED_EPOCHS = 2  # --procs workers: epochs timed after the first
@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true", help="also measure kit with torch.compile")
     ap.add_argument("--procs", type=int, default=1, help="also measure N concurrent kit trainings")
-    ap.add_argument("--stack", type=int, default=1, help="also measure one kit training of G stacked models")
+    ap.add_argument("--pack", type=int, default=1, help="also measure one kit training of G packed models")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="kit's train.precision")
     ap.add_argument("--inputs", default=",".join(SHAPES), help=f"comma-separated, of: {', '.join(SHAPES)}")
     args = ap.parse_args()
@@ -220,7 +220,7 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
-    from kit.training.loop import autocast_dtype
+    from kit.training.model import autocast_dtype
 
     amp = "bf16" if autocast_dtype(args.precision, device) is not None else "fp32"
     rng = np.random.default_rng(0)
@@ -232,8 +232,8 @@ def main() -> None:
     cols += ["kit + compile, samples/s"] if args.compile else []
     together = f"{args.procs} x kit{' + compile' if args.compile else ''} at once, samples/s"
     cols += [together] if args.procs > 1 else []
-    stacked = f"kit, {args.stack} stacked{' + compile' if args.compile else ''}, samples/s"
-    cols += [stacked] if args.stack > 1 else []
+    packed = f"kit, {args.pack} packed{' + compile' if args.compile else ''}, samples/s"
+    cols += [packed] if args.pack > 1 else []
     for col in (*cols, "best speed-up"):
         table.add_column(col, justify="left" if col == "input" else "right")
     best_fbank = (0.0, 0.0, 0.0, 0.0, 0.0, 1)  # samples/s, start-up, copy, write, tail (s), models at once
@@ -263,10 +263,10 @@ def main() -> None:
                     args.precision,
                 )
                 runs.append((rate, startup, 0.0, 0.0, 0.0, args.procs))  # their window holds most checkpoint writes
-            if args.stack > 1:
-                work = Path(tmp) / f"stack{f}x{t}"
-                rate = kit(work, args.compile, stack=args.stack)
-                runs.append((*rate, args.stack))
+            if args.pack > 1:
+                work = Path(tmp) / f"pack{f}x{t}"
+                rate = kit(work, args.compile, pack=args.pack)
+                runs.append((*rate, args.pack))
             rates = [r for r, *_ in runs]
             console.print(f"{label}: plain {plain:.1f}, kit " + ", ".join(f"{r:.1f}" for r in rates) + " samples/s")
             table.add_row(label, f"{plain:.1f}", *(f"{r:.1f}" for r in rates), f"{max(rates) / plain:.2f}×")
@@ -276,12 +276,12 @@ def main() -> None:
     rate, startup, copy, write, tail, together = best_fbank
     if rate:
         trainings = 20 / together
-        epoch_s = together * 11886 / rate  # a real epoch of the stacked (or single) training
+        epoch_s = together * 11886 / rate  # a real epoch of the packed (or single) training
         unhidden = max(0.0, write - epoch_s)  # the part of a write the next epoch does not cover
         train_min = 20 * 20 * 11886 / rate / 60
         rest_min = trainings * (startup + 20 * copy + 19 * unhidden + tail) / 60
         console.print(
-            f"seed-A recipe (20 x {args.arch} x 20 epochs x 11,886 clips of 299x40) at kit's best fbank rate "
+            f"entrant A's recipe (20 x {args.arch} x 20 epochs x 11,886 clips of 299x40) at kit's best fbank rate "
             f"({rate:.0f} samples/s, {together} models at once, {epoch_s:.1f} s per epoch): {train_min:.1f} min "
             f"training + {rest_min:.1f} min start-up and checkpoints (20 / {together} x ({startup:.0f} s start-up"
             f" + 20 x {copy:.1f} s copy + 19 x {unhidden:.1f} s of a {write:.1f} s write not hidden by an epoch"

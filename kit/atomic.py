@@ -1,6 +1,8 @@
 """Atomic writes: build under a temporary name beside the target, then rename.
 
-A reader sees the old version or the new one, never a half-written file or folder.
+A reader sees the old version or the new one, never a half-written file or folder. What lands gets
+the modes any other tool's output gets under the user's umask (files 0666 & ~umask, folders 0777 &
+~umask), whatever the libraries that wrote into it chose (mkdtemp's 0700, a writer's 0600).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
     try:
         yield tmp
+        usual_modes(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -67,7 +69,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status; elsewhere set and
+    restored at once)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def usual_modes(root: Path) -> None:
+    """Give `root` and everything under it the modes the umask gives new files and folders."""
+    mask = umask()
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o666 & ~mask)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kit.config import AugmentParams
 from kit.errors import KitError
+from kit.params import AugmentParams, load_params
 from kit.training.augment import (
     DB_PER_NEPER,
     filter_augment,
@@ -135,14 +135,15 @@ def test_freq_shift_moves_each_example_whole_within_its_range_and_repeats_the_ed
         assert torch.equal(out[i], expect)  # both channels and every frame alike; edges repeated
 
 
-def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs_two_knots():
+def test_log_power_augmentations_are_refused_on_images_by_name_and_a_curve_needs_two_knots(tmp_path):
     with pytest.raises(KitError, match="train.augment.filter_db: need log-power features"):
         log_unit(AugmentParams(sum_mix=0.0), None)
     with pytest.raises(KitError, match="train.augment.sum_mix and filter_db: need log-power features"):
         log_unit(AugmentParams(), None)  # the defaults: both on
     assert log_unit(AugmentParams(sum_mix=0.0, filter_db=0.0), None) == 0.0
-    with pytest.raises(KitError, match="train.augment.filter_points must be ≥ 2 .* got 1"):
-        log_unit(AugmentParams(filter_db=6.0, filter_points=1), "db")
+    (tmp_path / "params.yaml").write_text("train:\n  augment:\n    filter_points: 1\n")
+    with pytest.raises(KitError, match=r"train.augment.filter_points: must be ≥ 2, got 1"):  # the schema's range
+        load_params(tmp_path / "params.yaml")
 
 
 def test_time_reverse_flips_the_chosen_examples_only_and_mixup_keeps_the_larger_share():

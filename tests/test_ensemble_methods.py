@@ -7,7 +7,7 @@ import pytest
 
 from kit.ensemble import METHODS, EnsembleResult, combine
 from kit.errors import KitError
-from kit.training.metrics import scores
+from kit.metrics import scores
 
 K = 4
 

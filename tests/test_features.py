@@ -14,13 +14,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from kit.cli.app import app
-from kit.config import FbankParams, FeaturesParams, LogfreqParams, LogmelParams
 from kit.data.audio import load
 from kit.data.layout import load_dataset
 from kit.errors import KitError
 from kit.features.extract import extract
 from kit.features.frontends import SpectralFrontend, fbank, logfreq, logmel
 from kit.features.store import FeatureStore
+from kit.params import FbankParams, FeaturesParams, LogfreqParams, LogmelParams
 
 runner = CliRunner()
 MIX = dataclasses.replace(FeaturesParams(), input="mix")  # the front-end alone (no vocal stems)
@@ -227,8 +227,9 @@ def test_cli_features_twice_says_up_to_date(tmp_path, monkeypatch):
     assert second.exit_code == 0 and "is up to date" in second.output and "nothing to do" in second.output
     bad = runner.invoke(app, ["features", "--input", "mix", "--frontend", "mfcc"])
     assert (
-        bad.exit_code == 1
-        and "--frontend: expected one of logmel, logfreq, fbank, logmel+logfreq, got 'mfcc'" in bad.output
+        bad.exit_code == 2
+        and "--frontend (features.frontend): expected one of logmel, logfreq, fbank, logmel+logfreq, got 'mfcc'"
+        in bad.output
     )
 
 
@@ -241,7 +242,7 @@ def test_cli_features_reads_params_yaml(tmp_path, monkeypatch):
     assert FeatureStore.open(tmp_path / "store").array("train").shape == (6, 1, 299, 40)
     (tmp_path / "params.yaml").write_text("features:\n  logmel:\n    n_mel: 64\n")
     bad = runner.invoke(app, ["features", "--input", "mix"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "params.yaml: unknown key 'features.logmel.n_mel'" in bad.output
 
 

@@ -20,11 +20,11 @@ from kit.models import create_model, list_models
     [
         ("cnn4", "default"),
         ("cnn4f", "default"),
-        ("resnet18", "seed"),
+        ("resnet18", "stride1"),
         ("resnet34", "default"),
-        ("resnext50", "seed"),
+        ("resnext50", "stride1"),
         ("densenet201", "default"),
-        ("timm:resnet10t", "seed"),
+        ("timm:resnet10t", "stride1"),
     ],
 )
 def test_every_entry_builds_and_runs(name, stem):
@@ -34,7 +34,7 @@ def test_every_entry_builds_and_runs(name, stem):
     assert out.shape == (2, 5) and torch.isfinite(out).all()
 
 
-def test_zoo_lists_the_seed_models():
+def test_zoo_lists_the_earlier_entrants_models():
     assert list_models() == ["cnn4", "cnn4f", "resnet18", "resnet34", "resnext50", "densenet201"]
 
 
@@ -47,7 +47,7 @@ def test_cnn4f_head_sees_eight_frequency_bands_of_any_input_height():
 
 
 def test_cnn_blocks_compute_conv_bn_relu_pool_with_old_weights():
-    """The ReLU sits after the pool for speed: same function, same state-dict keys as seed C's order."""
+    """The ReLU sits after the pool for speed: same function, same state-dict keys as entrant C's order."""
     model = create_model("cnn4", num_classes=4, in_chans=2).eval()
     torch.manual_seed(0)
     for block in model.features:
@@ -61,11 +61,11 @@ def test_cnn_blocks_compute_conv_bn_relu_pool_with_old_weights():
     assert {k.split(".")[2] for k in model.state_dict() if k.startswith("features.")} == {"0", "1"}
 
 
-def test_seed_stem_is_3x3_stride1_without_maxpool():
-    model = create_model("resnet34", num_classes=4, stem="seed")
+def test_stride1_stem_is_3x3_stride1_without_maxpool():
+    model = create_model("resnet34", num_classes=4, stem="stride1")
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and model.conv1.in_channels == 1
     assert isinstance(model.maxpool, torch.nn.Identity)
-    dense = create_model("densenet201", num_classes=4, stem="seed")
+    dense = create_model("densenet201", num_classes=4, stem="stride1")
     assert dense.features.conv0.stride == (1, 1) and isinstance(dense.features.pool0, torch.nn.Identity)
 
 
@@ -111,29 +111,29 @@ def test_kit_models_lists_parameter_counts():
     assert "resnet34" in result.output and "21.28 M" in result.output and "0.39 M" in result.output
 
 
-@pytest.mark.parametrize(("name", "stem"), [("cnn4f", "default"), ("resnet18", "seed"), ("resnext50", "default")])
-def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
+@pytest.mark.parametrize(("name", "stem"), [("cnn4f", "default"), ("resnet18", "stride1"), ("resnext50", "default")])
+def test_packed_models_compute_and_learn_what_their_members_would(name, stem):
     """G models packed into one give each member's logits for its own batch (and for a shared one)
     and, after an SGD step on the summed losses, each member's own weights."""
-    from kit.models.stack import member_state, pack
+    from kit.models.pack import member_state, pack
 
     members = []
     for seed in range(3):
         torch.manual_seed(seed)
         members.append(create_model(name, num_classes=4, in_chans=2, stem=stem))
     x, y = torch.randn(4, 3, 2, 32, 24), torch.randint(0, 4, (4, 3))
-    stacked = pack(members, x[:, 0], name)
+    packed = pack(members, x[:, 0], name)
     for training in (True, False):
-        stacked.train(training)
+        packed.train(training)
         for m in members:
             m.train(training)
         own = torch.stack([m(x[:, g]) for g, m in enumerate(members)], 1)
-        assert torch.allclose(stacked(x), own, atol=1e-4)
+        assert torch.allclose(packed(x), own, atol=1e-4)
         shared = torch.stack([m(x[:, 0]) for m in members], 1)
-        assert torch.allclose(stacked(x[:, 0]), shared, atol=1e-4)
-    stacked.train()
-    opt = torch.optim.SGD(stacked.parameters(), lr=0.1)
-    logits = stacked(x)
+        assert torch.allclose(packed(x[:, 0]), shared, atol=1e-4)
+    packed.train()
+    opt = torch.optim.SGD(packed.parameters(), lr=0.1)
+    logits = packed(x)
     sum(torch.nn.functional.cross_entropy(logits[:, g], y[:, g]) for g in range(3)).backward()
     opt.step()
     for g, m in enumerate(members):
@@ -143,11 +143,11 @@ def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
         with torch.no_grad():
             for param in m.parameters():
                 param -= 0.1 * param.grad
-        state = member_state(stacked, g)
+        state = member_state(packed, g)
         assert state.keys() == m.state_dict().keys()
         assert all(torch.allclose(state[k].float(), v.float(), atol=1e-5) for k, v in m.state_dict().items())
     head = "head.weight" if name.startswith("cnn") else "fc.weight"
-    assert not torch.allclose(member_state(stacked, 0)[head], members[1].state_dict()[head])  # members differ
+    assert not torch.allclose(member_state(packed, 0)[head], members[1].state_dict()[head])  # members differ
 
 
 @pytest.mark.parametrize(
@@ -158,8 +158,8 @@ def test_stacked_models_compute_and_learn_what_their_members_would(name, stem):
         ("timm:res2net50_14w_8s", "its forward mixes channels outside its layers"),  # splits channels
     ],
 )
-def test_models_that_mix_channels_outside_convolutions_are_not_stacked(name, why):
-    from kit.models.stack import pack
+def test_models_that_mix_channels_outside_convolutions_are_not_packed(name, why):
+    from kit.models.pack import pack
 
-    with pytest.raises(KitError, match=f"cannot stack {name}: {why}"):
+    with pytest.raises(KitError, match=f"cannot pack {name}: {why}"):
         pack([create_model(name, num_classes=4) for _ in range(2)], torch.randn(2, 1, 32, 24), name)

@@ -99,6 +99,11 @@ def test_param_changes_rerun_exactly_the_dependent_stages(project):
     assert ran(sh("dvc", "repro", cwd=project)) == {"features", "train@r0", "train@r1", "train@r2", "ensemble"}
     set_params(project, **{"ensemble.method": "stack"})
     assert ran(sh("dvc", "repro", cwd=project)) == {"ensemble"}
+    set_params(project, **{"train.eval_batch_size": 16, "features.workers": 1})  # how, not what: nothing re-runs
+    assert ran(sh("dvc", "repro", cwd=project)) == set()
+    set_params(project, **{"train.lr": 0.003})  # the trainings only, not the features
+    assert ran(sh("dvc", "repro", cwd=project)) == {"train@r0", "train@r1", "train@r2", "ensemble"}
+    assert ran(sh("dvc", "repro", cwd=project)) == set()
     commit(project, "changes")
 
 

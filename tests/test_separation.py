@@ -16,10 +16,10 @@ from audio import contest
 from typer.testing import CliRunner
 
 from kit.cli.app import app
-from kit.config import DspParams
-from kit.data import synth
+from kit.data import synth, synth_dsp
 from kit.errors import KitError
 from kit.features.store import FeatureStore
+from kit.params import DspParams
 from kit.separation.dsp import separate
 from kit.separation.spleeter import check_model_dir, check_not_half_mix
 
@@ -31,11 +31,11 @@ def _voice_over_band(seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     song = synth.make_song(rng, SR, 3.0)
     acc = sum(
-        p / (synth._rms(p) + 1e-9) for p in (synth.chords_part(song), synth.bass_part(song), synth.drums_part(song))
+        p / (synth_dsp.rms(p) + 1e-9) for p in (synth.chords_part(song), synth.bass_part(song), synth.drums_part(song))
     )
     voice = synth.voices_part(song, 1 + seed % 3)
-    voice = voice / (synth._rms(voice) + 1e-9)
-    scale = 0.1 / synth._rms(acc + voice)
+    voice = voice / (synth_dsp.rms(voice) + 1e-9)
+    scale = 0.1 / synth_dsp.rms(acc + voice)
     return (voice * scale).astype(np.float32), ((acc + voice) * scale).astype(np.float32)
 
 

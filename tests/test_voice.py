@@ -17,12 +17,12 @@ from stores import tiny_store
 from typer.testing import CliRunner
 
 from kit.cli.app import app
-from kit.config import FeaturesParams, VoiceParams
 from kit.data.layout import load_dataset
 from kit.errors import KitError
 from kit.features import voice
 from kit.features.extract import extract
 from kit.features.store import FeatureStore
+from kit.params import FeaturesParams, VoiceParams
 from kit.training import voice_head
 
 runner = CliRunner()
@@ -178,7 +178,7 @@ def test_a_run_blends_its_network_with_the_voice_head(voiced):
 
 def test_voice_head_settings_and_stores_without_embeddings_fail_before_training(voiced):
     bad = runner.invoke(app, ["train", "cnn4", *TINY, "--voice-weight", "1.5"])
-    assert bad.exit_code == 1 and "train.voice: weight must be in [0, 1]" in bad.output
+    assert bad.exit_code == 2 and "--voice-weight (train.voice.weight): must be in [0, 1], got 1.5" in bad.output
     tiny_store(voiced / "plain")
     none = runner.invoke(app, ["train", "cnn4", *TINY, "--features", "plain"])
     assert none.exit_code == 1
@@ -211,9 +211,9 @@ def test_k_fold_runs_blend_each_folds_head_into_its_out_of_fold_rows(voiced):
 
 
 def test_runs_without_the_voice_head_keep_the_keys_they_had_before_it():
-    from kit.config import TrainParams, VoiceHeadParams
-    from kit.training.run import _hashed
+    from kit.params import TrainParams, VoiceHeadParams
+    from kit.params.identity import identity
 
-    off = _hashed(dataclasses.asdict(TrainParams(voice=VoiceHeadParams(weight=0.0, c=0.01))))
-    on = _hashed(dataclasses.asdict(TrainParams()))
+    off = identity(TrainParams(voice=VoiceHeadParams(weight=0.0, c=0.01)))
+    on = identity(TrainParams())
     assert "voice" not in off and on["voice"] == {"weight": 0.5, "c": 0.0}

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import click
 import typer
 from typer.core import TyperGroup
 
-from kit.cli import data, ensemble, features, models, registry, separate, submission, train
+from kit.cli import data, ensemble, features, models, params, registry, separate, submission, train
 from kit.errors import KitError
 
 
 class KitGroup(TyperGroup):
-    """Turns a KitError anywhere below into one line on stderr and exit status 1."""
+    """Turns a KitError anywhere below into one line on stderr and its exit status (1; 2 for parameters)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -22,7 +24,7 @@ class KitGroup(TyperGroup):
             from kit.cli.ui import err_console
 
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
 
 
 app = typer.Typer(
@@ -31,8 +33,27 @@ app = typer.Typer(
     help="From raw contest audio to a ranked Kaggle submission, reproducibly.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kit import __version__
+
+        typer.echo(f"kit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print kit's version and exit."),
+    ] = None,
+) -> None:
+    """From raw contest audio to a ranked Kaggle submission, reproducibly."""
+
+
 app.add_typer(data.app, name="data")
 app.add_typer(separate.app, name="separate")
 app.command("features")(features.features)
@@ -42,6 +63,7 @@ app.command("predict")(train.predict)
 app.add_typer(registry.app, name="registry")
 app.command("ensemble")(ensemble.ensemble)
 app.add_typer(submission.app, name="submission")
+app.add_typer(params.app, name="params")
 app.command("score")(submission.score)
 app.command("submit")(submission.submit)
 app.command("submissions")(submission.submissions)

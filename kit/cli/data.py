@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console, progress_bar
-from kit.config import load_params
+from kit.cli.ui import console, progress_bar, status
 from kit.errors import KitError
+from kit.params import load_params
 
 app = typer.Typer(help="Get and validate datasets.", no_args_is_help=True)
 
@@ -59,7 +59,7 @@ def download(
     slug = competition or p.competition
     if not slug:
         raise KitError("no competition slug: set data.competition in params.yaml, or pass --competition SLUG")
-    with console.status(f"downloading {slug} from Kaggle…"):
+    with status(f"downloading {slug} from Kaggle…"):
         root = download_competition(slug, out or Path(p.root), force=force)
     ds = load_dataset(root, p.num_classes)
     counts = ", ".join(f"{len(v)} {k}" for k, v in ds.splits.items())
@@ -81,7 +81,7 @@ def fetch(force: Annotated[bool, typer.Option("--force", help="Replace data alre
 
     if not p.path:
         raise KitError("params.yaml: data.source is path, but data.path is empty: set it to a dataset folder")
-    with console.status(f"copying {p.path} → {p.root}…"):
+    with status(f"copying {p.path} → {p.root}…"):
         files = copy_dataset(Path(p.path), Path(p.root))
     ds = load_dataset(Path(p.root), p.num_classes)
     counts = ", ".join(f"{len(v)} {k}" for k, v in ds.splits.items())

@@ -2,49 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
+from kit.cli.options import with_params
 from kit.cli.ui import console, score_cells
-from kit.config import load_params, override
+from kit.params import Params
 
 
+@with_params("ensemble")
 def ensemble(
-    top: Annotated[
-        Optional[int], typer.Option(help="Combine the best N comparable runs (params: ensemble.top).")
-    ] = None,
-    method: Annotated[
-        Optional[str], typer.Option(help="mean | weighted | hillclimb | stack (params: ensemble.method).")
-    ] = None,
+    params: Params,
     runs: Annotated[Optional[str], typer.Option("--runs", help="Exactly these run ids, comma-separated.")] = None,
-    geometric: Annotated[
-        Optional[bool], typer.Option("--geometric/--arithmetic", help="Blend geometric means.")
-    ] = None,
-    bagging: Annotated[Optional[int], typer.Option(help="hillclimb: bags of half the members.")] = None,
-    n_init: Annotated[Optional[int], typer.Option(help="hillclimb: start from the best N.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Submission name (params: ensemble.name).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Submissions folder (params: ensemble.out).")] = None,
-    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (params: train.runs).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the manifest it wrote as JSON (stdout), no table.")
+    ] = False,
 ) -> None:
     """Weighted or meta-learned ensemble of registered runs, written as submissions/<name>.csv + .json."""
     from kit.ensemble.build import build
 
-    params = load_params()
-    p = override(
-        params.ensemble,
-        top=top,
-        method=method,
-        geometric=geometric,
-        bagging=bagging,
-        n_init=n_init,
-        name=name,
-        out=out,
-    )
-    train = override(params.train, runs=runs_dir)
-    built = build(p, train, run_ids=[r.strip() for r in runs.split(",") if r.strip()] if runs else None)
+    ids = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+    built = build(params.ensemble, params.train, run_ids=ids)
+    if as_json:
+        typer.echo(json.dumps(built.document(), indent=1))
+        return
     render(built)
 
 

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console, progress_bar
-from kit.config import load_params, override
+from kit.cli.options import with_params
+from kit.cli.ui import console, progress_bar, status
+from kit.params import Params
 
 
+@with_params("features")
 def features(
-    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Feature store folder (params: features.out).")] = None,
-    frontend: Annotated[
-        Optional[str], typer.Option(help="logmel | logfreq | fbank | logmel+logfreq (params: features.frontend).")
-    ] = None,
-    input: Annotated[
-        Optional[str], typer.Option(help="mix | vocals | mix+vocals channels (params: features.input).")
-    ] = None,
-    stems: Annotated[
-        Optional[Path], typer.Option(help="Vocal stems from `kit separate` (params: separate.out).")
-    ] = None,
-    on_error: Annotated[
-        Optional[str], typer.Option(help="Undecodable clips: fail or silence (params: features.on_error).")
-    ] = None,
-    voice: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--voice/--no-voice", help="Also store each input's voice embedding (params: features.voice.embed)."
-        ),
-    ] = None,
+    params: Params,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if the store is up to date.")] = False,
 ) -> None:
     """Compute the front-end for every clip and write the feature store (skipped when up to date)."""
     from kit.data.layout import load_dataset
     from kit.features.extract import build, plan
 
-    params = load_params()
-    f = override(params.features, frontend=frontend, on_error=on_error, input=input)
-    f = dataclasses.replace(f, voice=override(f.voice, embed=voice))
-    ds = load_dataset(data or Path(params.data.root), params.data.num_classes, params.data.groups)
-    with console.status("hashing inputs…"):
-        p = plan(ds, f, Path(out or f.out), Path(stems or params.separate.out))
+    f = params.features
+    ds = load_dataset(Path(params.data.root), params.data.num_classes, params.data.groups)
+    with status("hashing inputs…"):
+        p = plan(ds, f, Path(f.out), Path(params.separate.out))
     if p.up_to_date and not force:
         console.print(f"[green]✓[/] {p.out} is up to date (feature hash {p.feature_hash}): nothing to do")
         return

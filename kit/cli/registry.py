@@ -10,11 +10,12 @@ import typer
 from rich.table import Table
 
 from kit.cli.ui import console, err_console, score_cells
-from kit.config import load_params
+from kit.params import load_params
 
 app = typer.Typer(help="List, inspect and manage registered runs.", invoke_without_command=True)
 
 RunsOpt = Annotated[Optional[Path], typer.Option("--runs", help="Runs folder (params: train.runs).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the ranked runs as JSON (stdout), no table.")]
 
 
 def _runs_dir(runs: Path | None) -> Path:
@@ -22,7 +23,7 @@ def _runs_dir(runs: Path | None) -> Path:
 
 
 def _metric(metric: str) -> str:
-    from kit.training.metrics import HIGHER_IS_BETTER
+    from kit.metrics import HIGHER_IS_BETTER
 
     if metric not in HIGHER_IS_BETTER:
         raise typer.BadParameter(f"expected one of {', '.join(HIGHER_IS_BETTER)}", param_hint="--metric")
@@ -38,6 +39,7 @@ def listing(
     metric: Annotated[str, typer.Option(help="accuracy | macro_f1 | log_loss.")] = "accuracy",
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
     runs: RunsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Runs ranked by validation score (best first)."""
     if ctx.invoked_subcommand is not None:
@@ -45,40 +47,35 @@ def listing(
     from kit.registry import runs as registry
 
     runs_dir = _runs_dir(runs)
-    found = registry.load(runs_dir)
-    ranked = registry.rank(found.runs, _metric(metric), arch=arch, split=split, feature_hash=feature_hash)
-    table = Table(title=f"{len(ranked)} run(s) in {runs_dir}, ranked by validation {metric}")
-    for col in (
-        "#",
-        "run",
-        "arch",
-        "inputs",
-        "accuracy",
-        "macro-F1",
-        "log-loss",
-        "split",
-        "features",
-        "epochs",
-        "wall s",
-        "created",
-    ):
-        table.add_column(col, justify="right" if col in ("#", "accuracy", "macro-F1", "log-loss", "wall s") else "left")
-    for i, r in enumerate(ranked[:limit], 1):
-        m = r.meta
+    found = registry.ranked(runs_dir, _metric(metric), arch=arch, split=split, feature_hash=feature_hash)
+    _warn_broken(found.broken)
+    rows = [{"rank": i, **r.summary()} for i, r in enumerate(found.runs[:limit], 1)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(found.runs)} run(s) in {runs_dir}, ranked by validation {metric}")
+    for col in ("#", "run", "arch", "inputs", "accuracy", "macro-F1", "log-loss"):
+        table.add_column(col, justify="left" if col in ("run", "arch", "inputs") else "right")
+    for col in ("split", "features", "epochs", "wall s", "created"):
+        table.add_column(col, justify="right" if col == "wall s" else "left")
+    for row in rows:
         table.add_row(
-            str(i),
-            r.id,
-            m["arch"],
-            r.inputs,
-            *score_cells(m["metrics"]),
-            m["split_id"],
-            m["feature_hash"][:8],
-            ",".join(map(str, m["epochs_run"])),
-            f"{m['wall_seconds']:.0f}",
-            m["created"][:16],
+            str(row["rank"]),
+            row["id"],
+            row["arch"],
+            row["inputs"],
+            *score_cells(row["metrics"]),
+            row["split_id"],
+            row["feature_hash"][:8],
+            ",".join(map(str, row["epochs_run"])),
+            f"{row['wall_seconds']:.0f}",
+            row["created"][:16],
         )
     console.print(table)
-    for name, why in found.broken:
+
+
+def _warn_broken(broken: list[tuple[str, str]]) -> None:
+    for name, why in broken:
         err_console.print(f"[yellow]broken run folder {name}: {why}[/]", highlight=False)
 
 
@@ -108,15 +105,13 @@ def best(
     metric: Annotated[str, typer.Option(help="accuracy | macro_f1 | log_loss.")] = "accuracy",
     arch: Annotated[Optional[str], typer.Option(help="Only this architecture.")] = None,
     runs: RunsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's summary as JSON, not its id.")] = False,
 ) -> None:
-    """Print the id of the best run (for scripts)."""
-    from kit.errors import KitError
+    """Print the id of the best run (for scripts: stdout holds the id alone)."""
     from kit.registry import runs as registry
 
-    ranked = registry.rank(registry.load(_runs_dir(runs)).runs, _metric(metric), arch=arch)
-    if not ranked:
-        raise KitError(f"no runs in {_runs_dir(runs)} (train one with `kit train`)")
-    print(ranked[0].id)
+    run = registry.best(_runs_dir(runs), _metric(metric), arch=arch)
+    typer.echo(json.dumps(run.summary(), indent=1) if as_json else run.id)
 
 
 @app.command()
@@ -127,5 +122,4 @@ def reindex(runs: RunsOpt = None) -> None:
     runs_dir = _runs_dir(runs)
     found = registry.reindex(runs_dir)
     console.print(f"indexed {len(found.runs)} run(s) from {runs_dir} → {registry.index_path(runs_dir)}")
-    for name, why in found.broken:
-        err_console.print(f"[yellow]broken run folder {name}: {why}[/]", highlight=False)
+    _warn_broken(found.broken)

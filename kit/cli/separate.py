@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from kit.cli.ui import console, progress_bar
-from kit.config import load_params, override
+from kit.cli.options import with_params
+from kit.cli.ui import console, progress_bar, status
+from kit.params import Params, load_params
 
 app = typer.Typer(help="Separate vocals from the mix before the front-end.", invoke_without_command=True)
 
 
 @app.callback()
+@with_params("separate")
 def separate(
+    params: Params,
     ctx: typer.Context,
-    backend: Annotated[
-        Optional[str], typer.Option(help="none | dsp | spleeter | demucs (params: separate.backend).")
-    ] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Dataset folder or manifest CSV (params: data.root).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Stems folder (params: separate.out).")] = None,
-    accompaniment: Annotated[
-        Optional[bool], typer.Option(help="Also write the accompaniment (params: separate.accompaniment).")
-    ] = None,
-    model_dir: Annotated[
-        Optional[Path], typer.Option(help="spleeter: folder holding 2stems/ (params / $MODEL_PATH).")
-    ] = None,
-    demucs_repo: Annotated[
-        Optional[Path], typer.Option(help="demucs: local weights folder (params: separate.demucs.repo).")
-    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Separate again even if the stems are up to date.")] = False,
 ) -> None:
     """Write the vocal stem of every clip at the front-end's sample rate (skipped when up to date)."""
@@ -39,18 +27,14 @@ def separate(
     from kit.data.layout import load_dataset
     from kit.separation.stems import build, plan, write_none
 
-    params = load_params()
-    s = override(params.separate, backend=backend, out=out, accompaniment=accompaniment)
-    s = dataclasses.replace(
-        s, spleeter=override(s.spleeter, model_dir=model_dir), demucs=override(s.demucs, repo=demucs_repo)
-    )
+    s = params.separate
     if s.backend == "none":
         write_none(Path(s.out))
         console.print(f"separate.backend is none: {s.out} holds no stems (features.input must be mix)")
         return
     f = params.features
-    ds = load_dataset(data or Path(params.data.root), params.data.num_classes)
-    with console.status(f"checking {s.backend} and hashing inputs…"):
+    ds = load_dataset(Path(params.data.root), params.data.num_classes)
+    with status(f"checking {s.backend} and hashing inputs…"):
         p = plan(ds, s, f.sr, f.duration, Path(s.out))
     if p.up_to_date and not force:
         console.print(f"[green]✓[/] {p.out} is up to date (stems hash {p.stems_hash}): nothing to do")

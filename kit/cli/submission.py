@@ -2,53 +2,55 @@
 
 from __future__ import annotations
 
-import time
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console
-from kit.config import load_params
+from kit.cli.ui import console, status
 from kit.errors import KitError
+from kit.params import load_params
 
 app = typer.Typer(help="Check submission files.", no_args_is_help=True)
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="Dataset with the test clips (params: data.root).")]
 
 
-def _test_set(data: Path | None) -> tuple[list[str], int]:
-    from kit.data.layout import load_dataset
-
+def _data(data: Path | None) -> tuple[Path, int | None]:
+    """The dataset folder and class count (params: data.root, data.num_classes)."""
     params = load_params().data
-    ds = load_dataset(data or Path(params.root), params.num_classes)
-    return [c.id for c in ds.splits.get("test", [])], ds.num_classes
+    return data or Path(params.root), params.num_classes
 
 
 @app.command("check")
 def check(file: Annotated[Path, typer.Argument(help="Submission CSV.")], data: DataOpt = None) -> None:
     """Validate a submission against the test set (ids, header, labels)."""
-    from kit.submission.files import check_submission
+    from kit.submission.files import check_for_dataset
 
-    ids, k = _test_set(data)
-    problems = check_submission(file, ids, k)
-    for problem in problems:
+    found = check_for_dataset(file, *_data(data))
+    for problem in found.problems:
         console.print(f"[red]problem:[/] {problem}", highlight=False)
-    if problems:
-        console.print(f"[bold red]{len(problems)} problem(s) in {file}[/]")
+    if found.problems:
+        console.print(f"[bold red]{len(found.problems)} problem(s) in {file}[/]")
         raise typer.Exit(1)
-    console.print(f"[green]✓[/] {file} is a valid submission ({len(ids)} test ids, labels 0..{k - 1})")
+    k = found.num_classes
+    console.print(f"[green]✓[/] {file} is a valid submission ({len(found.test_ids)} test ids, labels 0..{k - 1})")
 
 
 def score(
     file: Annotated[Path, typer.Argument(help="Submission CSV.")],
     answers: Annotated[Path, typer.Option(help="test_label.txt (line i = label of clip i) or an id,category CSV.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON (stdout), no table.")] = False,
 ) -> None:
     """Score a submission against known answers: accuracy, macro-F1, confusion matrix."""
     from kit.submission.files import score_submission
 
     s = score_submission(file, answers)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), "answers": str(answers), **s}, indent=1))
+        return
     console.print(f"{file}: accuracy [bold]{s['accuracy']:.4f}[/], macro-F1 {s['macro_f1']:.4f} on {s['n']} clips")
     table = Table(title="confusion (rows: true, columns: predicted)")
     table.add_column("")
@@ -68,17 +70,18 @@ def submit(
     data: DataOpt = None,
 ) -> None:
     """Validate, then submit to Kaggle; every attempt is recorded in submissions/ledger.jsonl."""
-    from kit.submission.kaggle import submit as kaggle_submit
+    from kit.submission.files import newest_submission
+    from kit.submission.kaggle import submit_for_dataset
     from kit.submission.ledger import LEDGER
 
     params = load_params()
     slug = competition or params.data.competition
     if not slug:
         raise KitError("no competition slug: set data.competition in params.yaml, or pass --competition SLUG")
-    file = file or _newest(Path(params.ensemble.out))
-    ids, k = _test_set(data)
-    with console.status(f"submitting {file} to {slug}…"):
-        record = kaggle_submit(file, message or file.stem, slug, test_ids=ids, num_classes=k, ledger=LEDGER)
+    file = file or newest_submission(Path(params.ensemble.out))
+    root, k = _data(data)
+    with status(f"submitting {file} to {slug}…"):
+        record = submit_for_dataset(file, message or file.stem, slug, data=root, num_classes=k, ledger=LEDGER)
     console.print(f"[green]✓[/] submitted {file} to {slug} (ref {record.get('ref')}): {record.get('kaggle_message')}")
     console.print("scores appear with `kit submissions`")
 
@@ -89,22 +92,12 @@ def submissions(
     wait: Annotated[int, typer.Option(help="Poll pending submissions for up to this many seconds.")] = 0,
 ) -> None:
     """The ledger of submission attempts, joined with Kaggle's public / private scores."""
-    from kit.submission.kaggle import refresh as kaggle_refresh
-    from kit.submission.ledger import LEDGER, read_ledger
+    from kit.submission.kaggle import attempts
+    from kit.submission.ledger import LEDGER
 
-    slug = competition or load_params().data.competition
-    records = read_ledger(LEDGER)
-    if refresh and slug and records:
-        deadline = time.monotonic() + wait
-        with console.status("asking Kaggle for scores…"):
-            records = kaggle_refresh(LEDGER, slug)
-            # only attempts Kaggle knows (a ref) can still change: an upload interrupted before it
-            # reached Kaggle stays pending without one, and waiting would not change that
-            while (
-                wait and any(r["status"] == "pending" and r.get("ref") for r in records) and time.monotonic() < deadline
-            ):
-                time.sleep(min(15, max(1, deadline - time.monotonic())))
-                records = kaggle_refresh(LEDGER, slug)
+    slug = (competition or load_params().data.competition) if refresh else None
+    with status("asking Kaggle for scores…" if slug else "reading the ledger…"):
+        records = attempts(LEDGER, slug or None, wait=wait)
     table = Table(title=f"{len(records)} submission attempt(s) ({LEDGER})")
     for col in ("time", "file", "method", "estimate", "status", "public", "private", "message"):
         table.add_column(col, justify="right" if col in ("estimate", "public", "private") else "left")
@@ -126,10 +119,3 @@ def submissions(
 
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.5f}" if isinstance(x, float) else str(x)
-
-
-def _newest(folder: Path) -> Path:
-    csvs = sorted(folder.glob("*.csv"), key=lambda p: p.stat().st_mtime)
-    if not csvs:
-        raise KitError(f"no submission in {folder}/: make one with `kit ensemble`, or pass FILE")
-    return csvs[-1]

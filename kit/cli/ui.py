@@ -10,10 +10,23 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-# Off a terminal (CI logs, pipes) rich would wrap at 80 columns and split one-line messages.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+
+def _width(stream) -> int | None:
+    """Off a terminal (CI logs, pipes) rich would wrap at 80 columns and split one-line messages."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
+class _ResultConsole(Console):
+    """stdout: results (tables, final lines, --json). Its `status` spinners go to stderr, so
+    `kit ... | other` and `kit ... > file` receive results only."""
+
+    def status(self, *args, **kwargs):
+        return err_console.status(*args, **kwargs)
+
+
+console = _ResultConsole(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))  # errors, warnings, progress bars, spinners
+status = err_console.status  # `with status("working…"):` a spinner on stderr
 
 
 def score_cells(s: dict) -> tuple[str, str, str]:
@@ -38,7 +51,7 @@ class Bar:
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Bar]:
-    """A rich progress bar; yields a `Bar` (callable as `advance(n)`)."""
+    """A rich progress bar on stderr; yields a `Bar` (callable as `advance(n)`)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -48,5 +61,6 @@ def progress_bar(description: str, total: int) -> Iterator[Bar]:
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    # Lines printed on stdout meanwhile go above the bar where both share a terminal, else to stdout.
+    with Progress(*columns, console=err_console, transient=False, redirect_stdout=sys.stdout.isatty()) as progress:
         yield Bar(progress, progress.add_task(description, total=total or None))

@@ -11,21 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CTRL_HZ = 200.0  # rate of the coarse control grid
-TABLE = 4096  # wavetable length (a power of two; read without interpolation)
-# Peterson & Barney (1952) adult male vowel formants F1, F2, F3 (Hz): a e i o u ae uh
-VOWELS = np.array(
-    [
-        [730, 1090, 2440],
-        [530, 1840, 2480],
-        [270, 2290, 3010],
-        [570, 840, 2410],
-        [300, 870, 2240],
-        [660, 1720, 2410],
-        [640, 1190, 2390],
-    ],
-    float,
-)
+from kit.data.singing import sing
+from kit.data.synth_dsp import TABLE, fft_filter, lookup, midi_hz, rms, table
+
 SCALES = (
     [0, 2, 4, 5, 7, 9, 11],
     [0, 2, 3, 5, 7, 8, 10],
@@ -57,23 +45,6 @@ class Song:
     def midi(self, deg):
         deg = np.asarray(deg)
         return 48 + self.key + 12 * (deg // 7) + self.scale[deg % 7]
-
-
-def midi_hz(m):
-    return 440.0 * 2.0 ** ((np.asarray(m, float) - 69.0) / 12.0)
-
-
-def smooth_noise(rng, n, width):
-    """Random walk-free smooth noise on a grid: white noise blurred by a `width`-point window."""
-    w = np.hanning(max(3, int(width)) + 2)[1:-1]
-    x = np.convolve(rng.standard_normal(n + len(w)), w / np.sqrt((w**2).sum()), "same")
-    return x[len(w) // 2 : len(w) // 2 + n]
-
-
-def fft_filter(x, sr, gain_fn):
-    """Apply a static zero-phase magnitude response gain_fn(freqs) to x."""
-    X = np.fft.rfft(x)
-    return np.fft.irfft(X * gain_fn(np.fft.rfftfreq(len(x), 1 / sr)), len(x))
 
 
 def make_song(rng, sr, duration) -> Song:
@@ -144,123 +115,6 @@ def register(rng, female):
 
 
 # ---------------------------------------------------------------- voices
-def _stft_filter(x, sr, gain_at):
-    """Time-varying filter: STFT, multiply frame f by gain_at(times, freqs)[f], overlap-add."""
-    nfft = 2 ** int(round(np.log2(sr * 0.046)))
-    hop = nfft // 4
-    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nfft) / nfft)).astype(np.float32)
-    xp = np.pad(x.astype(np.float32), (nfft, nfft + hop - len(x) % hop))
-    frames = np.lib.stride_tricks.sliding_window_view(xp, nfft)[::hop] * win
-    times = (np.arange(len(frames)) * hop + nfft / 2 - nfft) / sr
-    Y = np.fft.irfft(np.fft.rfft(frames) * gain_at(times, np.fft.rfftfreq(nfft, 1 / sr)), nfft) * win
-    out = np.zeros(len(frames) * hop + nfft, np.float32)
-    for j in range(4):
-        seg = Y[:, j * hop : (j + 1) * hop].reshape(-1)
-        out[j * hop : j * hop + seg.size] += seg
-    return out[nfft : nfft + len(x)].astype(np.float64) / 1.5
-
-
-def sing(song, on, off, midi, female):
-    """One sung line: glottal source + vibrato/portamento, syllables, moving vowel formants."""
-    rng, sr, n = song.rng, song.sr, song.n
-    tc = np.arange(int(n / sr * CTRL_HZ) + 2) / CTRL_HZ
-    t = np.arange(n) / sr
-    # pitch: notes joined by glides (some notes scooped from below), vibrato, slow drift
-    glide, pt, pv = rng.uniform(0.03, 0.12), [], []
-    for a, b, m in zip(on, np.r_[on[1:], off[-1:]], midi):
-        g = min(glide * rng.uniform(0.6, 1.4), 0.4 * (b - a))
-        if rng.random() < 0.3:  # scoop up into the note
-            pt, pv = pt + [a], pv + [m - rng.uniform(0.7, 2.0)]
-        pt, pv = pt + [a + g, max(b, a + g + 1e-3)], pv + [m, m]
-    pt = np.maximum.accumulate(np.array(pt)) + np.arange(len(pt)) * 1e-6
-    pitch = np.interp(tc, pt, pv)
-    note = np.clip(np.searchsorted(on, tc, "right") - 1, 0, len(on) - 1)
-    since = tc - on[note]
-    ramp = np.clip((since - rng.uniform(0.05, 0.2)) / rng.uniform(0.1, 0.3), 0, 1)
-    rate = rng.uniform(4.5, 6.5) + 0.3 * smooth_noise(rng, len(tc), CTRL_HZ * 0.5)
-    depth = rng.uniform(0.15, 0.7) * (1 + 0.2 * smooth_noise(rng, len(tc), CTRL_HZ * 0.3))
-    vib = depth * ramp * np.sin(2 * np.pi * np.cumsum(rate) / CTRL_HZ + rng.uniform(0, 6.3))
-    drift = 0.08 * smooth_noise(rng, len(tc), CTRL_HZ * 0.15)
-    f0 = np.interp(t, tc, midi_hz(pitch + vib + drift))
-    # syllables: a new syllable on most notes (else melisma), attack/release, vowel per syllable
-    new = np.r_[True, rng.random(len(on) - 1) < 0.8]
-    syl_on = on[new]
-    ends = np.r_[off[np.r_[new[1:], True].nonzero()[0]]]
-    env = np.zeros(len(tc))
-    for a, b in zip(syl_on, ends):
-        att, rel, vel = rng.uniform(0.02, 0.07), rng.uniform(0.04, 0.12), rng.uniform(0.6, 1.0)
-        env = np.maximum(
-            env,
-            vel
-            * np.clip((tc - a) / att, 0, 1)
-            * np.clip(1 - (tc - b) / rel, 0, 1)
-            * np.exp(-np.clip(tc - a, 0, None) * rng.uniform(0, 0.5)),
-        )
-    env *= 1 + 0.15 * smooth_noise(rng, len(tc), CTRL_HZ * 0.8) + 0.03 * rng.standard_normal(len(tc))
-    env = np.clip(env, 0, None)
-    amp = np.interp(t, tc, env)
-    # glottal-like source from band-limited wavetables (one per third of an octave)
-    alpha = rng.uniform(0.8, 1.4)
-    bands = 60.0 * 2 ** (np.arange(15) / 3)
-    tabs = np.stack([_table(np.arange(1, int(0.45 * sr / (b * 2 ** (1 / 3))) + 1) ** -alpha) for b in bands])
-    which = np.clip((3 * np.log2(f0 / 60)).astype(int), 0, len(bands) - 1)
-    src = _lookup(tabs, np.cumsum(f0) / sr + rng.random(), which)
-    src = src * amp + rng.uniform(0.01, 0.06) * rng.standard_normal(n) * amp  # + breath
-    # vowel formants per syllable, gliding at syllable onsets; F1 follows a high f0 up
-    scale = rng.uniform(1.12, 1.24) if female else rng.uniform(0.93, 1.05)
-    vow = VOWELS[rng.integers(len(VOWELS), size=len(syl_on))] * scale
-    vow *= rng.uniform(0.95, 1.05, vow.shape)
-    ft = np.maximum.accumulate(np.r_[syl_on[:1] - 1, np.c_[syl_on, syl_on + rng.uniform(0.03, 0.08)].ravel()])
-    fv = np.r_[vow[:1], np.repeat(vow, 2, axis=0)]
-    fv[1::2] = np.r_[vow[:1], vow[:-1]] * [0.8, 1.0, 1.0]  # coarticulation: start from previous vowel
-    form = np.stack([np.interp(tc, ft + np.arange(len(ft)) * 1e-6, fv[:, k]) for k in range(3)], 1)
-    form[:, 0] = np.maximum(form[:, 0], np.interp(tc, t, f0) * 1.1)
-    bw = np.array([70, 95, 130, 220, 300]) * rng.uniform(0.8, 1.3)
-
-    def reson(F, B, f):  # |H| of a 2-pole resonator with unit gain at 0 Hz
-        return F**2 / np.sqrt((F**2 - f**2) ** 2 + (B * f) ** 2)
-
-    def gain(times, freqs):
-        g = reson(3400 * scale, bw[3], freqs) * reson(4300 * scale, bw[4], freqs)  # fixed F4, F5
-        g, freqs = g.astype(np.float32), freqs.astype(np.float32)
-        for k in range(3):
-            g = g * reson(np.interp(times, tc, form[:, k]).astype(np.float32)[:, None], np.float32(bw[k]), freqs)
-        return g
-
-    y = _stft_filter(src, sr, gain)
-    # consonants: short noise bursts (fricatives / plosives) at some syllable onsets
-    burst = np.zeros(n)
-    for a in syl_on[rng.random(len(syl_on)) < 0.5]:
-        ln = int(rng.uniform(0.015, 0.08) * sr)
-        i0 = int((a - ln / sr * 0.8) * sr)
-        s0, s1 = max(i0, 0), min(i0 + ln, n)
-        if s1 > s0:
-            burst[s0:s1] += rng.standard_normal(s1 - s0) * np.hanning(ln)[s0 - i0 : s1 - i0] * rng.uniform(0.3, 1)
-    fc = min(rng.uniform(2500, 7000), 0.4 * sr)
-    y = y / (_rms(y) + 1e-9) + rng.uniform(0.1, 0.4) * fft_filter(
-        burst, sr, lambda f: 1 / (1 + ((f - fc) / (0.5 * fc)) ** 2)
-    )
-    return y
-
-
-def _table(amps, phases=None):
-    spec = np.zeros(TABLE // 2 + 1, complex)
-    k = min(len(amps), TABLE // 2 - 1)
-    spec[1 : k + 1] = amps[:k] * (1 if phases is None else np.exp(1j * phases[:k]))
-    return (np.fft.irfft(spec, TABLE) * TABLE / 2).astype(np.float32)
-
-
-def _lookup(tab, cycles, which=None):
-    """Read wavetable(s) at phase `cycles`; `which` picks a table per sample from a stack."""
-    i = (cycles * TABLE).astype(np.int64) & (TABLE - 1)
-    return tab.take(i) if which is None else tab.reshape(-1).take(which * TABLE + i)
-
-
-def _rms(x):
-    return float(np.sqrt(np.mean(np.square(x))))
-
-
-# ---------------------------------------------------------------- instruments
 def instrument(rng):
     """A static timbre: spectral tilt, odd/even balance, brightness, envelope kind."""
     return dict(
@@ -283,7 +137,7 @@ def play(song, notes, inst, track):
         if m not in cache:
             k = np.arange(1, int(0.45 * sr / f) + 1)
             a = k ** -inst["beta"] * np.where(k % 2 == 0, inst["even"], 1) / (1 + (k * f / inst["bright"]) ** 2)
-            cache[m] = _table(a, inst["phases"])
+            cache[m] = table(a, inst["phases"])
         rel = 0.05 if inst["env"] == "pluck" else (0.3 if inst["env"] == "pad" else 0.03)
         s0, s1 = max(0, int(on * sr)), min(n, int((off + rel) * sr))
         if s1 <= s0:
@@ -294,9 +148,9 @@ def play(song, notes, inst, track):
         else:
             e = np.clip(tt / (inst["attack"] if inst["env"] == "pad" else 0.01), 0, 1)
         e = e * np.clip(1 - (tt - (off - on)) / rel, 0, 1)
-        y = _lookup(cache[m], f * tt + song.rng.random())
+        y = lookup(cache[m], f * tt + song.rng.random())
         if inst["detune"]:
-            y = 0.5 * (y + _lookup(cache[m], f * 2 ** (inst["detune"] / 1200) * tt + song.rng.random()))
+            y = 0.5 * (y + lookup(cache[m], f * 2 ** (inst["detune"] / 1200) * tt + song.rng.random()))
         track[s0:s1] += vel * e * y
     return track
 
@@ -421,7 +275,7 @@ def voices_part(song, label):
     return out
 
 
-def _active_rms(x, sr):
+def _activerms(x, sr):
     frames = x[: len(x) // 512 * 512].reshape(-1, 512)
     e = np.sqrt(np.mean(frames**2, axis=1))
     return float(np.sqrt(np.mean(e[e > 0.1 * e.max()] ** 2))) + 1e-9
@@ -446,19 +300,19 @@ def render(rng, label, sr, duration):
     keep[rng.integers(3)] = True
     acc = np.zeros(song.n)
     for s, k, g in zip(stems, keep, rng.uniform(-4, 4, 3)):
-        if k and _rms(s) > 0:
-            acc += _section(rng, s / _rms(s), sr, song) * 10 ** (g / 20)
-    acc /= _rms(acc) + 1e-9
+        if k and rms(s) > 0:
+            acc += _section(rng, s / rms(s), sr, song) * 10 ** (g / 20)
+    acc /= rms(acc) + 1e-9
     dur = song.n / sr
     if label == 0:  # an instrumental tune often takes the singer's place and level
         lead = lead_part(song, rng.uniform(-0.5, 0.3 * dur), dur) if rng.random() < 0.85 else None
-        mix = acc if lead is None else acc + lead / _active_rms(lead, sr) * 10 ** (rng.uniform(-6, 9) / 20)
+        mix = acc if lead is None else acc + lead / _activerms(lead, sr) * 10 ** (rng.uniform(-6, 9) / 20)
     else:
         v = voices_part(song, label)
-        mix = acc + v / _active_rms(v, sr) * 10 ** (rng.uniform(-6, 9) / 20)
+        mix = acc + v / _activerms(v, sr) * 10 ** (rng.uniform(-6, 9) / 20)
         if rng.random() < 0.35:
             lead = lead_part(song, rng.uniform(-0.5, 0.5 * dur), dur)
-            mix += lead / _active_rms(lead, sr) * 10 ** (rng.uniform(-12, -3) / 20)
+            mix += lead / _activerms(lead, sr) * 10 ** (rng.uniform(-12, -3) / 20)
     # room, equalisation and loudness: all independent of the class (one FFT for room + EQ)
     ir = np.zeros(int(0.5 * sr))
     ir[0] = 1.0
@@ -476,5 +330,5 @@ def render(rng, label, sr, duration):
         * np.clip((np.maximum(f, 50) / 1000) ** (tilt / 6.02), 0.25, 4)
     )
     mix = np.fft.irfft(np.fft.rfft(mix, m) * np.fft.rfft(ir, m) * eq, m)[: len(mix)]
-    mix *= 10 ** (rng.uniform(-26, -13) / 20) / (_rms(mix) + 1e-12)
+    mix *= 10 ** (rng.uniform(-26, -13) / 20) / (rms(mix) + 1e-12)
     return (0.8 * np.tanh(mix / 0.8)).astype(np.float32)  # soft limit; leaves room for mp3 overshoot

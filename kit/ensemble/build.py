@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kit.config import EnsembleParams, TrainParams
 from kit.ensemble.members import Members, select
 from kit.ensemble.methods import EnsembleResult, combine
 from kit.errors import KitError
 from kit.features.store import FeatureStore
+from kit.metrics import HIGHER_IS_BETTER
+from kit.params import EnsembleParams, TrainParams
 from kit.registry import runs as registry
-from kit.training.metrics import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,11 @@ class Built:
     members: Members
     result: EnsembleResult
     csv: Path
-    manifest: dict
+    manifest: dict  # as written beside the CSV (csv_sha256 included)
+
+    def document(self) -> dict:
+        """The manifest with the paths of the two files written: `kit ensemble --json`."""
+        return {**self.manifest, "csv": str(self.csv), "manifest": str(self.csv.with_suffix(".json"))}
 
 
 def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = None) -> Built:
@@ -72,7 +77,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
     csv = write_submission(
         Path(p.out) / f"{name}.csv", store.ids("test"), result.test_probs.argmax(1), manifest=manifest
     )
-    return Built(members, result, csv, manifest)
+    return Built(members, result, csv, json.loads(csv.with_suffix(".json").read_text()))
 
 
 def _store(ref: registry.Run, train: TrainParams) -> FeatureStore:

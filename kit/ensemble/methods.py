@@ -19,7 +19,7 @@ from kit.ensemble.folds import cv_folds_of
 from kit.ensemble.inputs import check_inputs
 from kit.ensemble.stack import fit_stack
 from kit.ensemble.weights import Fitted, blend, fit_hillclimb, fit_weighted
-from kit.training.metrics import scores
+from kit.metrics import scores
 
 METHODS = ("mean", "weighted", "hillclimb", "stack")
 

@@ -22,13 +22,13 @@ import numpy as np
 
 from kit import __version__
 from kit.atomic import atomic_dir
-from kit.config import FeaturesParams
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
 from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
 from kit.features.voice import DIM as VOICE_DIM
+from kit.params import FeaturesParams
 from kit.separation.stems import read_meta as read_stems_meta
 from kit.separation.stems import stem_path
 
@@ -309,10 +309,6 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
 
     if dataset.modality == "image":
         return ImageFrontend(params.image.height, params.image.width)
-    if params.duration <= 0:
-        raise KitError(f"features.duration: must be > 0 seconds, got {params.duration}")
-    if params.batch_size < 1:
-        raise KitError(f"features.batch_size: must be ≥ 1, got {params.batch_size}")
     build = {
         "logmel": lambda: frontends.logmel(params.logmel, params.duration),
         "logfreq": lambda: frontends.logfreq(params.logfreq, params.duration),

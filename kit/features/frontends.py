@@ -7,9 +7,9 @@
   Q, 60 Hz - 8 kHz; each band at least one FFT bin either side of its centre, weights summing to 1)
   -> 128 x 130 in dB: ~4% bands, so the pitch range of voices gets 5-10 Hz resolution where
   Slaney mel bands are 26 Hz wide.
-- `fbank`: seeds A/B, python_speech_features.logfbank with a Hamming window (pre-emphasis,
+- `fbank`: earlier entrants A/B, python_speech_features.logfbank with a Hamming window (pre-emphasis,
   25 ms frames / 10 ms hop, end zero-padded, |rfft|^2 / n_fft, HTK-mel triangles on FFT bins,
-  natural log) -> (frames, n_mels) = 299 x 40 for 3 s at 16 kHz, time first as the seeds had it.
+  natural log) -> (frames, n_mels) = 299 x 40 for 3 s at 16 kHz, time first as the earlier entrants had it.
 
 All three are one frame/FFT/filterbank pipeline. The filterbank product is banded: filters are
 split into groups and each group multiplies only the FFT bins it covers (about 8x fewer
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.config import FbankParams, LogfreqParams, LogmelParams
 from kit.errors import KitError
+from kit.params import FbankParams, LogfreqParams, LogmelParams
 
 GROUPS = 8  # filter groups in the banded filterbank product
 

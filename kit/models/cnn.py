@@ -1,9 +1,9 @@
-"""Small CNNs written out in full (no timm): fast on a CPU, the seeds' baseline."""
+"""Small CNNs written out in full (no timm): fast on a CPU, the earlier entrants' baseline."""
 
 from __future__ import annotations
 
 from kit.errors import KitError
-from kit.models.registry import register
+from kit.models.zoo import register
 
 
 def _block(cin: int, cout: int):
@@ -45,7 +45,7 @@ def conv_net(widths: tuple[int, ...], num_classes: int, in_chans: int, drop_rate
     return ConvNet()
 
 
-@register("cnn4", "4 conv-BN-ReLU-pool blocks (32-64-128-256), as seed C")
+@register("cnn4", "4 conv-BN-ReLU-pool blocks (32-64-128-256), as entrant C")
 def cnn4(num_classes: int, in_chans: int, drop_rate: float, stem: str, pretrained: bool | str):
     _no_pretrained("cnn4", pretrained)
     return conv_net((32, 64, 128, 256), num_classes, in_chans, drop_rate)

@@ -1,11 +1,11 @@
-"""timm-backed zoo entries, 1-channel input, the seeds' stem variant, local pretrained weights."""
+"""timm-backed zoo entries, 1-channel input, the earlier entrants' stem variant, local pretrained weights."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from kit.errors import KitError
-from kit.models.registry import register
+from kit.models.zoo import register
 
 
 def timm_model(arch: str, num_classes: int, in_chans: int, drop_rate: float, stem: str, pretrained: bool | str):
@@ -37,12 +37,12 @@ def timm_model(arch: str, num_classes: int, in_chans: int, drop_rate: float, ste
             f"could not load pretrained weights for {arch} ({first[:160]}): "
             "pass a local weights file (pretrained: path/to/weights.safetensors) or set pretrained: false"
         ) from None
-    if stem == "seed":
-        seed_stem(model)
+    if stem == "stride1":
+        stride1_stem(model)
     return model
 
 
-def seed_stem(model) -> None:
+def stride1_stem(model) -> None:
     """First conv -> 3x3 stride 1 (same width, fresh weights); first max-pool -> identity."""
     from torch import nn
 
@@ -67,6 +67,6 @@ def _entry(arch: str, summary: str) -> None:
 
 
 _entry("resnet18", "timm resnet18")
-_entry("resnet34", "timm resnet34 (seeds A/B/C)")
-_entry("resnext50_32x4d", "timm resnext50_32x4d (seed D)")
-_entry("densenet201", "timm densenet201 (seed D)")
+_entry("resnet34", "timm resnet34 (earlier entrants A/B/C)")
+_entry("resnext50_32x4d", "timm resnext50_32x4d (entrant D)")
+_entry("densenet201", "timm densenet201 (entrant D)")

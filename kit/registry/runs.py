@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kit.atomic import atomic_dir, atomic_write
 from kit.errors import KitError
-from kit.training.metrics import HIGHER_IS_BETTER
+from kit.metrics import HIGHER_IS_BETTER
 
 RUN_JSON = "run.json"
 INDEX = "index.json"
@@ -45,6 +45,22 @@ class Run:
         if all(len(q) == 2 for q in parts) and len({q[1] for q in parts}) == 1:
             return "+".join(q[0] for q in parts) + ":" + parts[0][1]
         return ",".join(channels)
+
+    def summary(self) -> dict:
+        """What a listing says of the run: the fields of `kit registry`'s table (and its --json)."""
+        m = self.meta
+        keys = (
+            "arch",
+            "seed",
+            "split_id",
+            "feature_hash",
+            "metrics",
+            "epochs_run",
+            "wall_seconds",
+            "device",
+            "created",
+        )
+        return {"id": self.id, **{k: m.get(k) for k in keys}, "inputs": self.inputs, "path": str(self.path)}
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,28 @@ def rank(
     ]
     sign = -1 if HIGHER_IS_BETTER[metric] else 1
     return sorted(keep, key=lambda r: (sign * r.score(metric), r.id))
+
+
+def ranked(
+    runs_dir: Path,
+    metric: str = "accuracy",
+    *,
+    arch: str | None = None,
+    split: str | None = None,
+    feature_hash: str | None = None,
+) -> Listing:
+    """The runs in `runs_dir` matching the filters, best first by validation `metric`, and the broken folders."""
+    found = load(Path(runs_dir))
+    return Listing(rank(found.runs, metric, arch=arch, split=split, feature_hash=feature_hash), found.broken)
+
+
+def best(runs_dir: Path, metric: str = "accuracy", *, arch: str | None = None) -> Run:
+    """The best run by validation `metric` (of `arch`); KitError when there is none."""
+    runs = ranked(runs_dir, metric, arch=arch).runs
+    if not runs:
+        only = f" of arch {arch}" if arch else ""
+        raise KitError(f"no runs{only} in {runs_dir} (train one with `kit train`)")
+    return runs[0]
 
 
 def find(runs_dir: Path, run_id: str) -> Run:

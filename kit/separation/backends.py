@@ -10,9 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 
-from kit.config import DspParams, SeparateParams
 from kit.data import audio
 from kit.errors import KitError, listing
+from kit.params import DspParams, SeparateParams
 from kit.separation.stems import Job, write_stem
 
 

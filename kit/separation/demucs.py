@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.config import DemucsParams
 from kit.data import audio
 from kit.errors import KitError
+from kit.params import DemucsParams
 from kit.separation.backends import raise_failed
 from kit.separation.stems import Job, write_stem
 

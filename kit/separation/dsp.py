@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kit.config import DspParams
+from kit.params import DspParams
 
 
 def separate(y: np.ndarray, sr: int, p: DspParams) -> tuple[np.ndarray, np.ndarray]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.config import SpleeterParams
 from kit.data import audio
 from kit.errors import KitError
+from kit.params import SpleeterParams
 from kit.separation.stems import Job, write_stem
 
 SPLEETER = "spleeter==2.4.2"

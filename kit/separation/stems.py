@@ -20,10 +20,10 @@ import numpy as np
 
 from kit import __version__
 from kit.atomic import atomic_dir
-from kit.config import SeparateParams
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Dataset
 from kit.errors import KitError
+from kit.params import SeparateParams
 
 META = "meta.json"
 STEMS_VERSION = 1

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,37 @@ def _plain(obj):
     if isinstance(obj, np.generic | np.ndarray):
         return obj.tolist()
     raise TypeError(f"manifest value {obj!r} is not JSON-serializable")
+
+
+@dataclass(frozen=True)
+class Check:
+    """What `check_for_dataset` found: the problems ([] = valid) and the test set it checked against."""
+
+    problems: list[str]
+    test_ids: list[str]
+    num_classes: int
+
+
+def read_test_ids(data: Path, num_classes: int | None = None) -> tuple[list[str], int]:
+    """The test clip ids and the number of classes of the dataset at `data` (any layout kit reads)."""
+    from kit.data.layout import load_dataset
+
+    ds = load_dataset(data, num_classes)
+    return [c.id for c in ds.splits.get("test", [])], ds.num_classes
+
+
+def check_for_dataset(path: Path, data: Path, num_classes: int | None = None) -> Check:
+    """`check_submission` against the test clips of the dataset at `data`."""
+    ids, k = read_test_ids(data, num_classes)
+    return Check(check_submission(path, ids, k), ids, k)
+
+
+def newest_submission(folder: Path) -> Path:
+    """The most recently written CSV in `folder`; KitError when there is none."""
+    csvs = sorted(Path(folder).glob("*.csv"), key=lambda p: p.stat().st_mtime)
+    if not csvs:
+        raise KitError(f"no submission in {folder}/: make one with `kit ensemble`, or pass FILE")
+    return csvs[-1]
 
 
 def check_submission(path: Path, test_ids: list[str], num_classes: int | None) -> list[str]:
@@ -140,7 +172,7 @@ def score_submission(path: Path, answers: Path, *, num_classes: int | None = Non
     """
     from sklearn.metrics import f1_score
 
-    from kit.training.metrics import confusion
+    from kit.metrics import confusion
 
     path, answers = Path(path), Path(answers)
     truth = _read_answers(answers)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from kit.errors import KitError
 from kit.kaggle_client import kaggle_api, kaggle_errors, one_line
 from kit.submission import ledger as ledger_mod
-from kit.submission.files import check_submission
+from kit.submission.files import check_submission, read_test_ids
 
 PAGE_SIZE = 100
 CLOCK_SLACK = timedelta(minutes=10)  # a Kaggle submission dated this much before its attempt still matches
@@ -62,6 +63,14 @@ def submit(path: Path, message: str, competition: str, *, test_ids: list[str], n
     return ledger_mod.update(ledger, record, ref=reply.ref or None, kaggle_message=answer)
 
 
+def submit_for_dataset(
+    path: Path, message: str, competition: str, *, data: Path, num_classes: int | None, ledger: Path
+) -> dict:
+    """`submit`, checked against the test clips of the dataset at `data`."""
+    ids, k = read_test_ids(data, num_classes)
+    return submit(path, message, competition, test_ids=ids, num_classes=k, ledger=ledger)
+
+
 def _manifest(path: Path, digest: str) -> dict | None:
     """The CSV's manifest (written by `write_submission`), if it still describes this CSV (by sha256)."""
     sidecar = path.with_suffix(".json")
@@ -72,6 +81,21 @@ def _manifest(path: Path, digest: str) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise KitError(f"{sidecar}: manifest is not valid JSON ({e}); rewrite the submission") from None
     return manifest if isinstance(manifest, dict) and manifest.get("csv_sha256") == digest else None
+
+
+def attempts(ledger: Path, competition: str | None = None, *, wait: float = 0) -> list[dict]:
+    """The ledger's attempts; with `competition`, that competition's, refreshed from Kaggle and
+    polled every 15 s for up to `wait` seconds while one Kaggle knows of (a ref) is still pending.
+    An upload interrupted before it reached Kaggle stays pending without a ref: waiting would not
+    change that."""
+    if competition is None:
+        return ledger_mod.read_ledger(ledger)
+    deadline = time.monotonic() + wait
+    records = refresh(ledger, competition)
+    while any(r["status"] == "pending" and r.get("ref") for r in records) and time.monotonic() < deadline:
+        time.sleep(min(15, max(1, deadline - time.monotonic())))
+        records = refresh(ledger, competition)
+    return records
 
 
 def refresh(ledger: Path, competition: str) -> list[dict]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from kit.config import AugmentParams
 from kit.errors import KitError
+from kit.params import AugmentParams
 
 
 def spec_augment(x, p: AugmentParams, time_dim: int, freq_dim: int, gen):
@@ -79,10 +79,8 @@ def log_unit(p: AugmentParams, log: str | None) -> float:
     log power), once the log-power augmentations' params are checked against it.
 
     Sum mixing and filter augmentation work on log powers: on other features (images) they must
-    be off, and the error names every one that is on. A filter curve needs two knots at least.
+    be off, and the error names every one that is on.
     """
-    if p.filter_db > 0 and p.filter_points < 2:
-        raise KitError(f"train.augment.filter_points must be ≥ 2 (a curve's two ends), got {p.filter_points}")
     if log in ("db", "ln"):
         return DB_PER_NEPER if log == "db" else 1.0
     on = [k for k in ("sum_mix", "filter_db") if getattr(p, k) > 0]

@@ -17,11 +17,13 @@ from safetensors.torch import load_file
 
 from kit.errors import KitError
 from kit.features.store import FeatureStore
+from kit.metrics import confusion, scores
 from kit.models import create_model
+from kit.params import TrainParams
+from kit.params.identity import recorded
 from kit.registry import runs as registry
 from kit.training import voice_head
-from kit.training.loop import TIME_DIM, Standardised, autocast_dtype, predict
-from kit.training.metrics import confusion, scores
+from kit.training.model import TIME_DIM, Standardised, autocast_dtype, predict
 
 
 def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.device) -> Path:
@@ -98,7 +100,7 @@ def _fold_rows(run: registry.Run, store: FeatureStore, n_models: int) -> list[tu
     if n_models == 1:
         idx = np.load(run.path / "val_index.npy")
         return [(idx, np.arange(len(idx)))]
-    from kit.config import SplitParams
+    from kit.params import SplitParams
     from kit.training.splits import make_split
 
     split_params = SplitParams(**run.meta["split"])
@@ -118,7 +120,7 @@ def _load(path: Path, meta: dict, in_chans: int, device: torch.device):
         num_classes=meta["num_classes"],
         in_chans=in_chans,
         drop_rate=params["drop_rate"],
-        stem=params["stem"],
+        stem=recorded(TrainParams, "stem", params["stem"]),  # earlier versions' "seed" is "stride1"
     )
     state = load_file(path)
     model = Standardised(net, state["mean"], state["std"])

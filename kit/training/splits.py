@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.config import SplitParams
 from kit.errors import KitError
+from kit.params import SplitParams
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,8 @@ def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -
         )
     counts = np.bincount(labels)
     if p.kind == "kfold":
-        if p.folds < 2:
-            raise KitError(f"train.split.folds: must be ≥ 2, got {p.folds}")
         n_splits, name = p.folds, f"kfold{p.folds}"
     else:
-        if not 0 < p.fraction < 1:
-            raise KitError(f"train.split.fraction: must be between 0 and 1, got {p.fraction}")
         n_splits, name = max(2, round(1 / p.fraction)), f"holdout{p.fraction:g}"
         if p.grouped and abs(n_splits * p.fraction - 1) > 0.02:
             raise KitError(
@@ -71,3 +67,13 @@ def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -
     folds = [(np.sort(t), np.sort(v)) for t, v in folds]
     digest = hashlib.sha256(b"".join(v.astype(np.int64).tobytes() for _, v in folds)).hexdigest()[:8]
     return Split(f"{name}-s{p.seed}{'-grouped' if p.grouped else ''}-{digest}", folds)
+
+
+def val_order(split: Split, by_fold: dict[int, np.ndarray], n: int, num_classes: int) -> np.ndarray:
+    """Validation probabilities in val_index order: the holdout's, or K-fold's out-of-fold rows."""
+    if not split.kfold:
+        return by_fold[0]
+    out = np.zeros((n, num_classes), np.float32)
+    for k, (_, v) in enumerate(split.folds):
+        out[v] = by_fold[k]
+    return out

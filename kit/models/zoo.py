@@ -1,4 +1,4 @@
-"""A decorator registry of model factories, in the manner of timm's `_registry.py`.
+"""The zoo: a decorator table of model factories, in the manner of timm's `_registry.py`.
 
 Every factory takes `(num_classes, in_chans, drop_rate, stem, pretrained)` and returns an
 `nn.Module` mapping (B, in_chans, F, T) to (B, num_classes) logits.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kit.errors import KitError
 
-STEMS = ("default", "seed")  # seed: 3x3 stride-1 first conv, no max-pool (the contest seeds' variant)
+STEMS = ("default", "stride1")  # stride1: 3x3 stride-1 first conv, no max-pool (the earlier entrants' variant)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Several models of one architecture as one wider model: a grouped convolution per layer.
 
 Member g's convolutions see only member g's channels, its BatchNorm normalises only its own
-channels, and its head reads only its own features, so training the stack on inputs (B, G*C, F, T)
+channels, and its head reads only its own features, so training the packed model on inputs (B, G*C, F, T)
 with the sum of the members' losses trains G independent models, each on its own batch, in
 G-times-wider kernels instead of G separate launches (what a GPU needs at batch 32). `pack`
-builds the stack from G built models (their own initialisations); `member_state` gives one
+builds the packed model from G built models (their own initialisations); `member_state` gives one
 member's weights back as its own model's state_dict.
 """
 
@@ -35,7 +35,7 @@ class GroupedLinear(nn.Module):
         return y.flatten(-2)
 
 
-class Stacked(nn.Module):
+class Packed(nn.Module):
     """G models in one. (B, G, C, F, T) inputs, member g's batch at [:, g], give (B, G, K) logits;
     (B, C, F, T) inputs go to every member alike (validation, prediction)."""
 
@@ -51,11 +51,11 @@ class Stacked(nn.Module):
         return self.net(wide).reshape(b, g, -1)
 
 
-def pack(models: list[nn.Module], example: torch.Tensor, arch: str) -> Stacked:
-    """One Stacked model computing what `models` (same architecture `arch`) compute, from their
+def pack(models: list[nn.Module], example: torch.Tensor, arch: str) -> Packed:
+    """One Packed model computing what `models` (same architecture `arch`) compute, from their
     weights. Only Conv2d, BatchNorm2d and Linear layers are widened; a model with other layers
     that hold weights, or whose forward code mixes channels (concatenating or splitting them), is
-    refused: a stack of two perturbed copies must give each copy's logits on `example`, a
+    refused: a pack of two perturbed copies must give each copy's logits on `example`, a
     (B, C, F, T) input batch (perturbed: zero-initialised layers would hide a branch)."""
     gen = torch.Generator().manual_seed(0)  # not torch's global one: the training's draws stay as they were
     probes = [_perturbed(copy.deepcopy(models[0]), gen) for _ in range(2)]
@@ -63,7 +63,7 @@ def pack(models: list[nn.Module], example: torch.Tensor, arch: str) -> Stacked:
     return _pack(models, arch)
 
 
-def _pack(models: list[nn.Module], arch: str) -> Stacked:
+def _pack(models: list[nn.Module], arch: str) -> Packed:
     g = len(models)
     net = copy.deepcopy(models[0])
     members = [dict(m.named_modules()) for m in models]
@@ -72,15 +72,15 @@ def _pack(models: list[nn.Module], arch: str) -> Stacked:
         if wide is None:
             if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
                 raise KitError(
-                    f"cannot stack {arch}: it has a {type(module).__name__} layer (only Conv2d, BatchNorm2d and "
-                    "Linear layers stack); train it without train.stack"
+                    f"cannot pack {arch}: it has a {type(module).__name__} layer (only Conv2d, BatchNorm2d and "
+                    "Linear layers pack); train it without train.pack"
                 )
             continue
         with torch.no_grad():
             for key, tensor in _members_state(wide).items():
                 tensor.copy_(torch.stack([_state(ms[name])[key] for ms in members]).reshape(tensor.shape))
         _set(net, name, wide)
-    return Stacked(net, g)
+    return Packed(net, g)
 
 
 def _perturbed(model: nn.Module, gen: torch.Generator) -> nn.Module:
@@ -93,31 +93,31 @@ def _perturbed(model: nn.Module, gen: torch.Generator) -> nn.Module:
     return model
 
 
-def _check(stacked: Stacked, models: list[nn.Module], example: torch.Tensor, arch: str) -> None:
-    """Refuse a stack whose logits are not its members' (forward code that mixes channels)."""
-    modes = [m.training for m in (stacked, *models)]
-    for m in (stacked, *models):
+def _check(packed: Packed, models: list[nn.Module], example: torch.Tensor, arch: str) -> None:
+    """Refuse a packed model whose logits are not its members' (forward code that mixes channels)."""
+    modes = [m.training for m in (packed, *models)]
+    for m in (packed, *models):
         m.eval()
     try:
         with torch.no_grad():
-            got = stacked(example)
+            got = packed(example)
             want = torch.stack([m(example) for m in models], 1)
         ok = got.shape == want.shape and torch.allclose(got, want, rtol=1e-3, atol=1e-3 * want.abs().max().item())
     except RuntimeError:
         ok = False
     finally:
-        for m, mode in zip((stacked, *models), modes):
+        for m, mode in zip((packed, *models), modes):
             m.train(mode)
     if not ok:
         raise KitError(
-            f"cannot stack {arch}: its forward mixes channels outside its layers; train it without train.stack"
+            f"cannot pack {arch}: its forward mixes channels outside its layers; train it without train.pack"
         )
 
 
-def member_state(stacked: Stacked, g: int) -> dict[str, torch.Tensor]:
+def member_state(packed: Packed, g: int) -> dict[str, torch.Tensor]:
     """Member g's state_dict, keyed and shaped as its own model's (copies)."""
     out = {}
-    for name, module in stacked.net.named_modules():
+    for name, module in packed.net.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.BatchNorm2d, GroupedLinear)):
             continue
         for key, tensor in _state(module).items():
@@ -126,7 +126,7 @@ def member_state(stacked: Stacked, g: int) -> dict[str, torch.Tensor]:
             elif isinstance(module, GroupedLinear):
                 part = tensor[g]
             else:
-                part = tensor.reshape(stacked.groups, -1, *tensor.shape[1:])[g]
+                part = tensor.reshape(packed.groups, -1, *tensor.shape[1:])[g]
             out[f"{name}.{key}" if name else key] = part.detach().clone()
     return out
 

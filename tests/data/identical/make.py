@@ -1,0 +1,30 @@
+"""Regenerate tests/test_training_identical.py's references (run from the repo root):
+
+    python tests/data/identical/make.py
+
+The committed ones were made by kit at git commit 9fcd2da, before its training loop was rewritten
+as named steps over a state object, from the same configurations through its library call
+`kit.training.run.train` (that version's `kit train` flags spelled --pack as --stack).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from test_training_identical import CONFIGS, demo_store, environment, train_cli  # noqa: E402
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        store = demo_store(Path(tmp))
+        for name, args in CONFIGS.items():
+            for kind, probs in train_cli(store, Path(tmp) / name, args).items():
+                np.save(HERE / f"{name}.{kind}.npy", probs)
+    (HERE / "env.json").write_text(json.dumps(environment(), indent=1) + "\n")
