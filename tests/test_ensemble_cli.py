@@ -127,7 +127,7 @@ def test_explicit_runs_must_be_comparable(registry_dir):
     missing = runner.invoke(app, ["ensemble", "--runs", "good0,nope"])
     assert missing.exit_code == 1 and "no run 'nope'" in missing.output
     none = runner.invoke(app, ["ensemble", "--top", "0"])
-    assert none.exit_code == 1 and "ensemble.top=0: must be at least 1" in none.output
+    assert none.exit_code == 2 and "--top (ensemble.top): must be ≥ 1, got 0" in none.output
 
 
 def test_the_best_run_sets_the_split(registry_dir):
