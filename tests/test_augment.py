@@ -68,7 +68,7 @@ def test_the_partner_gain_stays_within_its_range_and_the_share_is_respected():
     [
         (["mix", "vocals"], [1, 1]),
         (["mix:logmel", "vocals:logmel", "mix:logfreq", "vocals:logfreq"], [1, 1, 3, 3]),
-        (["mix:logfreq", "vocals:logfreq"], [1, 1]),  # --channels: one front-end of a stacked store
+        (["mix:logfreq", "vocals:logfreq"], [1, 1]),  # --channels: one front-end of a two-front-end store
     ],
 )
 def test_a_vocals_partner_adds_its_own_front_ends_vocals_to_every_channel(channels, vocals):

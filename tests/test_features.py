@@ -109,19 +109,19 @@ def test_logfreq_puts_a_tone_in_its_band_and_keeps_noise_flat():
         logfreq(LogfreqParams(fmax=12000.0), 3.0)
 
 
-def test_stacked_front_ends_are_each_front_ends_channels_in_one_store(tmp_path):
+def test_combined_front_ends_are_each_front_ends_channels_in_one_store(tmp_path):
     ds = load_dataset(contest(tmp_path / "data"), 4)
     both = extract(ds, dataclasses.replace(MIX, frontend="logmel+logfreq"), tmp_path / "both").store
     mel = extract(ds, MIX, tmp_path / "mel").store
     freq = extract(ds, dataclasses.replace(MIX, frontend="logfreq"), tmp_path / "freq").store
     assert both.meta["channels"] == ["mix:logmel", "mix:logfreq"] and both.meta["shape"] == [2, 128, 130]
     for split in ("train", "test"):
-        stacked = np.concatenate([mel.array(split), freq.array(split)], axis=1)
-        np.testing.assert_array_equal(both.array(split), stacked)
+        combined = np.concatenate([mel.array(split), freq.array(split)], axis=1)
+        np.testing.assert_array_equal(both.array(split), combined)
     assert both.meta["frontend"]["name"] == "logmel+logfreq" and both.meta["frontend"]["log"] == "db"
     assert len({both.feature_hash, mel.feature_hash, freq.feature_hash}) == 3
     fewer_mels = dataclasses.replace(MIX, frontend="logmel+logfreq", logmel=LogmelParams(n_mels=64))
-    with pytest.raises(KitError, match=r"logmel\+logfreq: stacked front-ends need one sample rate and shape "):
+    with pytest.raises(KitError, match=r"logmel\+logfreq: combined front-ends need one sample rate and shape "):
         extract(ds, fewer_mels, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 

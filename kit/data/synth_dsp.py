@@ -48,7 +48,7 @@ def table(amps, phases=None):
 
 
 def lookup(tab, cycles, which=None):
-    """Read wavetable(s) at phase `cycles`; `which` picks a table per sample from a stack."""
+    """Read wavetable(s) at phase `cycles`; `which` picks a table per sample from a pile of tables."""
     i = (cycles * TABLE).astype(np.int64) & (TABLE - 1)
     return tab.take(i) if which is None else tab.reshape(-1).take(which * TABLE + i)
 

@@ -184,7 +184,7 @@ class AudioFrontend:
     """Decodes clips (and their vocal stems) and runs the spectral front-end(s) on each channel.
 
     With several front-ends (logmel+logfreq) every front-end sees every input channel and their
-    outputs are stacked: channels `mix:logmel, vocals:logmel, mix:logfreq, vocals:logfreq`."""
+    outputs are concatenated as channels: `mix:logmel, vocals:logmel, mix:logfreq, vocals:logfreq`."""
 
     def __init__(
         self, specs: list, duration: float, batch_size: int, inputs: tuple[str, ...], stems: dict | None, voice=None
@@ -303,7 +303,7 @@ def _ordered(pool, fn, items, ahead: int) -> Iterator:
 
 
 def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None = None, fingerprint: dict | None = None):
-    """The front-end a dataset gets: images -> image; audio -> params.frontend (one, or two stacked)
+    """The front-end a dataset gets: images -> image; audio -> params.frontend (one, or two as channels of one store)
     on params.input."""
     from kit.features import frontends
 
@@ -318,7 +318,7 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
     if len({(s.sr, s.shape, s.log) for s in specs}) > 1:
         got = ", ".join(f"features.{s.name}: {s.sr} Hz, {s.shape[0]}×{s.shape[1]}, {s.log}" for s in specs)
         raise KitError(
-            f"features.frontend {params.frontend}: stacked front-ends need one sample rate and shape ({got})"
+            f"features.frontend {params.frontend}: combined front-ends need one sample rate and shape ({got})"
         )
     inputs = {"mix": ("mix",), "vocals": ("vocals",), "mix+vocals": ("mix", "vocals")}[params.input]
     vocal_stems = None

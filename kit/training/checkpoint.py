@@ -20,7 +20,7 @@ TENSORS, META = "state.safetensors", "state.json"
 
 class Writer:
     """Saves checkpoints in a background thread, at most one at a time, so training goes on while
-    the last epoch's state reaches the disk (a stack of 20 ResNet34s checkpoints ~6 GiB per epoch).
+    the last epoch's state reaches the disk (a pack of 20 ResNet34s checkpoints ~6 GiB per epoch).
 
     `save` waits for the previous write, copies the tensors to the CPU (the next steps change them
     in place) and returns; `wait` waits for the last one. A failed write raises in the call after

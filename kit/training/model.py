@@ -70,7 +70,7 @@ def autocast_dtype(precision: str, device) -> torch.dtype | None:
 
 
 def predict(model, x, idx: np.ndarray, device, batch_size: int, amp: torch.dtype | None) -> np.ndarray:
-    """Softmax probabilities (len(idx), K) float32, in idx order ((len(idx), G, K) from G stacked
+    """Softmax probabilities (len(idx), K) float32, in idx order ((len(idx), G, K) from G packed
     members); amp: the autocast dtype (None: fp32)."""
     model.eval()
     out = []
