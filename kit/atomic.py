@@ -84,7 +84,7 @@ def umask() -> int:
 def usual_modes(root: Path) -> None:
     """Give `root` and everything under it the modes the umask gives new files and folders."""
     mask = umask()
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chmod(folder, 0o777 & ~mask)
         for name in files:
             path = os.path.join(folder, name)
