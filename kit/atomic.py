@@ -69,16 +69,28 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def umask() -> int:
-    """The process's umask, read without changing it (Linux: /proc/self/status; elsewhere set and
-    restored at once)."""
-    with contextlib.suppress(OSError, ValueError):
+def _proc_umask() -> int | None:
+    """The umask as Linux reports it in /proc/self/status (kernel 4.7+), or None."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return None
+
+
+# Where /proc cannot tell, the only way to read the umask is to set it and put it back, which
+# briefly changes it for every thread: done once, here at import (before kit starts threads).
+_IMPORT_UMASK: int | None = None
+if _proc_umask() is None:
+    _IMPORT_UMASK = os.umask(0o022)
+    os.umask(_IMPORT_UMASK)
+
+
+def umask() -> int:
+    """The process's umask, read without changing it: the modes every file kit lands gets come
+    from here (see usual_modes). Linux: read live from /proc; elsewhere the umask at import."""
+    mask = _proc_umask()
+    return _IMPORT_UMASK if mask is None else mask
 
 
 def usual_modes(root: Path) -> None:

@@ -38,3 +38,15 @@ def test_landed_files_and_folders_get_the_umask_modes(tmp_path, mask):
         assert _mode(run / name) == 0o666 & ~mask, name
     atomic_write(tmp_path / "index.json", b"{}")
     assert _mode(tmp_path / "index.json") == 0o666 & ~mask
+
+
+def test_without_proc_the_umask_read_at_import_is_used_and_never_set_again(monkeypatch):
+    import kit.atomic
+
+    def no_set(mask):
+        raise AssertionError("os.umask called after import: it changes the umask for every thread")
+
+    monkeypatch.setattr(kit.atomic, "_proc_umask", lambda: None)
+    monkeypatch.setattr(kit.atomic, "_IMPORT_UMASK", 0o027)
+    monkeypatch.setattr(os, "umask", no_set)
+    assert umask() == 0o027

@@ -209,7 +209,14 @@ def test_each_dvc_stage_depends_on_the_keys_its_command_reads():
     from kit.params.identity import stage_params
 
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for name in ("data", "separate", "features", "ensemble"):
+    for name in ("data", "separate", "features", "sweep", "ensemble"):
         assert stages[name]["params"] == stage_params(name), name
     assert stages["train"]["do"]["params"] == stage_params("train")
     assert "train.lr" not in stages["features"]["params"] and "features.workers" not in stages["features"]["params"]
+    written = yaml.safe_load((REPO / "params.yaml").read_text())  # DVC needs every key it depends on written out
+    for name in ("data", "separate", "features", "sweep", "ensemble", "train"):
+        for key in stage_params(name):
+            node = written
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"params.yaml lacks {key} ({name} stage)"
+                node = node[part]

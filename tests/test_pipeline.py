@@ -73,7 +73,7 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_builds_everything_then_is_a_no_op(project):
     out = sh("dvc", "repro", cwd=project)
-    assert ran(out) == {"data", "separate", "features", "train@r0", "train@r1", "ensemble"}
+    assert ran(out) == {"data", "separate", "features", "sweep", "train@r0", "train@r1", "ensemble"}
     sub = project / "submissions" / "pipeline.csv"
     assert sub.read_text().splitlines()[0] == "id,category" and len(sub.read_text().splitlines()) == 9
     check = sh("kit", "submission", "check", str(sub), cwd=project)
@@ -91,20 +91,37 @@ def test_repro_builds_everything_then_is_a_no_op(project):
 
 def test_param_changes_rerun_exactly_the_dependent_stages(project):
     set_params(project, **{"pipeline.runs.r1.args": "--epochs 2"})
-    assert ran(sh("dvc", "repro", cwd=project)) == {"train@r1", "ensemble"}
+    assert ran(sh("dvc", "repro", cwd=project)) == {"sweep", "train@r1", "ensemble"}  # serial: the sweep does nothing
     runs = yaml.safe_load((project / "params.yaml").read_text())["pipeline"]["runs"]
     set_params(project, **{"pipeline.runs": {**runs, "r2": {"arch": "cnn4", "seed": 2, "args": "--epochs 1"}}})
-    assert ran(sh("dvc", "repro", cwd=project)) == {"train@r2", "ensemble"}
+    assert ran(sh("dvc", "repro", cwd=project)) == {"sweep", "train@r2", "ensemble"}
     set_params(project, **{"features.logmel.n_mels": 24})
-    assert ran(sh("dvc", "repro", cwd=project)) == {"features", "train@r0", "train@r1", "train@r2", "ensemble"}
+    assert ran(sh("dvc", "repro", cwd=project)) == {"features", "sweep", "train@r0", "train@r1", "train@r2", "ensemble"}
     set_params(project, **{"ensemble.method": "stack"})
     assert ran(sh("dvc", "repro", cwd=project)) == {"ensemble"}
     set_params(project, **{"train.eval_batch_size": 16, "features.workers": 1})  # how, not what: nothing re-runs
     assert ran(sh("dvc", "repro", cwd=project)) == set()
     set_params(project, **{"train.lr": 0.003})  # the trainings only, not the features
-    assert ran(sh("dvc", "repro", cwd=project)) == {"train@r0", "train@r1", "train@r2", "ensemble"}
+    assert ran(sh("dvc", "repro", cwd=project)) == {"sweep", "train@r0", "train@r1", "train@r2", "ensemble"}
     assert ran(sh("dvc", "repro", cwd=project)) == set()
     commit(project, "changes")
+
+
+def test_the_ray_engine_trains_new_runs_in_the_sweep_stage_and_the_train_stages_keep_them(project):
+    runs = yaml.safe_load((project / "params.yaml").read_text())["pipeline"]["runs"]
+    new = {
+        "r3": {"arch": "cnn4", "seed": 3, "args": "--epochs 1"},
+        "r4": {"arch": "cnn4", "seed": 4, "args": "--epochs 1"},
+    }
+    set_params(project, **{"pipeline.engine": "ray", "pipeline.runs": {**runs, **new}})
+    out = sh("dvc", "repro", cwd=project)
+    assert {"sweep", "train@r3", "train@r4", "ensemble"} <= ran(out)
+    report = yaml.safe_load((project / "reports" / "sweep.json").read_text())
+    states = {t["trial"]: t["state"] for t in report["trials"]}
+    assert states["r3"] == states["r4"] == "done" and states["r0"] == "exists"  # trained by the sweep, once
+    assert "run r3 already exists with these params: nothing to do" in out  # its train stage kept it
+    assert ran(sh("dvc", "repro", cwd=project)) == set()
+    commit(project, "ray engine")
 
 
 def test_push_then_pull_in_another_clone_restores_the_registry(project, tmp_path):

@@ -8,7 +8,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from kit.cli import data, ensemble, features, models, params, registry, separate, submission, train
+from kit.cli import data, ensemble, features, models, params, registry, separate, submission, sweep, train
 from kit.errors import KitError
 
 
@@ -60,6 +60,7 @@ app.command("features")(features.features)
 app.command("models")(models.models)
 app.command("train")(train.train)
 app.command("predict")(train.predict)
+app.command("sweep")(sweep.sweep)
 app.add_typer(registry.app, name="registry")
 app.command("ensemble")(ensemble.ensemble)
 app.add_typer(submission.app, name="submission")

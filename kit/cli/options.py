@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal, Optional
 
 import typer
 
+from kit.errors import ParamError
 from kit.params.identity import leaves, reads
 from kit.params.load import Assignment, apply, load_params, parse_set
-from kit.params.schema import READS
+from kit.params.schema import READS, Params
 
 
 @dataclass(frozen=True)
@@ -100,18 +101,23 @@ def with_params(command: str, *, args: tuple[str, ...] = (), only: tuple[str, ..
         )
         parameters = [*positional, *kept, *(f.option() for f in own), set_]
 
-        @functools.wraps(fn)
-        def command_fn(**kw: Any) -> Any:
+        def resolve(kw: dict[str, Any], base: Params | None = None) -> Params:
+            """params.yaml (or `base`) with the command line's values in `kw` applied (taken out of kw)."""
             assignments = [Assignment(key, kw.pop(_arg_name(key)), key.rsplit(".", 1)[-1].upper()) for key in args]
             assignments = [a for a in assignments if a.value is not None]
             for f in own:
                 if (value := kw.pop(f.name)) is not None:
                     assignments += f.assignments(value)
             assignments += [parse_set(item) for item in kw.pop("set_") or []]
-            return fn(params=apply(load_params(), assignments, only or READS[command]), **kw)
+            return apply(base or load_params(), assignments, only or READS[command])
+
+        @functools.wraps(fn)
+        def command_fn(**kw: Any) -> Any:
+            return fn(params=resolve(kw), **kw)
 
         command_fn.__signature__ = sig.replace(parameters=_ordered(parameters))
         command_fn.__annotations__ = {p.name: p.annotation for p in parameters}
+        command_fn.resolve = resolve
         return command_fn
 
     return wrap
@@ -141,3 +147,20 @@ def _ordered(parameters: list[inspect.Parameter]) -> list[inspect.Parameter]:
     """Positional-or-keyword parameters first, as Python's signatures require."""
     kinds = [inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY]
     return sorted(parameters, key=lambda p: kinds.index(p.kind) if p.kind in kinds else 0)
+
+
+def parse_argv(command_fn: Callable, argv: list[str], base: Params | None = None) -> tuple[Params, dict[str, Any]]:
+    """What `kit <command> argv...` would run with (on `base` in place of params.yaml): its params,
+    and its other options (e.g. name), for a command made by `with_params`; a bad option is
+    refused as on the command line."""
+    import click
+
+    app = typer.Typer()
+    app.command()(command_fn)
+    cmd = typer.main.get_command(app)
+    try:
+        ctx = cmd.make_context(cmd.name or "kit", list(argv))
+    except click.UsageError as exc:
+        raise ParamError(f"command line: {' '.join(argv)}: {exc.format_message()}") from None
+    kw = dict(ctx.params)
+    return command_fn.resolve(kw, base), kw

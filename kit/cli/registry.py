@@ -53,7 +53,12 @@ def listing(
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
-    table = Table(title=f"{len(found.runs)} run(s) in {runs_dir}, ranked by validation {metric}")
+    console.print(ranked_table(rows, f"{len(found.runs)} run(s) in {runs_dir}, ranked by validation {metric}"))
+
+
+def ranked_table(rows: list[dict], title: str) -> Table:
+    """The ranked runs as `kit registry` shows them (rows: `Run.summary()` with a rank)."""
+    table = Table(title=title)
     for col in ("#", "run", "arch", "inputs", "accuracy", "macro-F1", "log-loss"):
         table.add_column(col, justify="left" if col in ("run", "arch", "inputs") else "right")
     for col in ("split", "features", "epochs", "wall s", "created"):
@@ -71,7 +76,7 @@ def listing(
             f"{row['wall_seconds']:.0f}",
             row["created"][:16],
         )
-    console.print(table)
+    return table
 
 
 def _warn_broken(broken: list[tuple[str, str]]) -> None:

@@ -22,6 +22,9 @@ def train(
         typer.Option(help="Run id (default: arch-seed-hash of the params; with --pack: NAME-s<seed> each)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing run of that id.")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Replace a run of that id only when its params differ (pipelines).")
+    ] = False,
     report: Annotated[
         Optional[Path], typer.Option(help="Also write DVC metrics / plots files (metrics.json, history, confusion).")
     ] = None,
@@ -50,7 +53,10 @@ def train(
                 highlight=False,
             )
 
-        outcome = run_train(p, name=name, force=force, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch))
+        replace = "always" if force else "stale" if refresh else "never"
+        outcome = run_train(
+            p, name=name, replace=replace, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch)
+        )
     ids = ", ".join(run.id for run in outcome.runs)
     if not outcome.trained:
         what = f"run {ids} already exists" if len(outcome.runs) == 1 else f"runs {ids} already exist"

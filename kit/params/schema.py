@@ -9,59 +9,12 @@ A new option touches this file and the code that uses it, nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from kit.params.field import param, section
+
 DEVICE = r"auto|cpu|cuda|cuda:\d+"  # a torch device kit can train on
-
-
-def param(
-    default: Any,
-    help: str,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    pattern: str | None = None,
-    identity: bool = True,
-    flag: str | dict[str, str] | None = None,
-    implies: dict[str, Any] | None = None,
-    key_omit: Callable[[Any], bool] | None = None,
-    key_as: str | None = None,
-    key_values: dict | None = None,
-) -> Any:
-    """One parameter (a dataclass field whose metadata says everything else about it).
-
-    ge / gt / le / lt: the allowed range (None is always allowed where the type says `| None`);
-    pattern: a regular expression a string must match whole. identity: part of the run key (train)
-    or of the stored artefact's hash (features, separate); False for paths, speed and logging knobs.
-    flag: the command-line alias (a section's own command), or {command: flag} for other commands;
-    "--on/--off" for booleans. implies: sibling values the flag also sets (--folds: kind kfold).
-    key_omit / key_as / key_values: how the run key spells the value, so that runs trained before a
-    parameter existed or was renamed keep their keys (omitted at this value, the old name, old values).
-    """
-    meta = dict(help=help, ge=ge, gt=gt, le=le, lt=lt, pattern=pattern, identity=identity, flag=flag)
-    meta |= dict(implies=implies or {}, key_omit=key_omit, key_as=key_as, key_values=key_values or {})
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: _copy(default), metadata=meta)
-    if isinstance(default, type):  # a section
-        return field(default_factory=default, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    return value
-
-
-def section(cls: type, help: str, **kw: Any) -> Any:
-    """A nested group of parameters (params.yaml mapping)."""
-    return param(cls, help, **kw)
 
 
 # ── data ─────────────────────────────────────────────────────────────────────────────────────────
@@ -353,6 +306,18 @@ class EnsembleParams:
 
 
 @dataclass(frozen=True)
+class SweepParams:
+    address: str = param("", "Ray cluster to join (auto, ray://host:port); \"\" = a local Ray kit starts and stops.",
+                         identity=False, flag="--address")  # fmt: skip
+    cpus_per_run: float = param(1.0, "CPU cores each training reserves (its torch threads).", gt=0, identity=False,
+                                flag="--cpus-per-run")  # fmt: skip
+    gpus_per_run: float = param(0.0, "GPUs each training reserves; fractions share one GPU.", ge=0, identity=False,
+                                flag="--gpus-per-run")  # fmt: skip
+    retries: int = param(2, "Times a training whose worker died is started again (it resumes).", ge=0,
+                         identity=False, flag="--retries")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class PipelineRun:
     arch: str = param("cnn4f", "`kit train` ARCH.")
     seed: int = param(0, "--seed.", ge=0)
@@ -366,6 +331,9 @@ class PipelineParams:
         "One `train@<name>` stage per entry: name -> {arch, seed, args}.",
     )
     submission: str = param("pipeline", "The ensemble stage writes submissions/<this>.csv.")
+    engine: Literal["serial", "ray"] = param(
+        "serial", "How `dvc repro` trains the runs: serial (one stage after another), or ray (`kit sweep` first)."
+    )
 
 
 @dataclass(frozen=True)
@@ -375,6 +343,7 @@ class Params:
     features: FeaturesParams = section(FeaturesParams, "`kit features`: the feature store.")
     train: TrainParams = section(TrainParams, "`kit train ARCH`: one model, recorded as a run.")
     ensemble: EnsembleParams = section(EnsembleParams, "`kit ensemble`: the best runs, combined.")
+    sweep: SweepParams = section(SweepParams, "`kit sweep`: many trainings at once on Ray.")
     pipeline: PipelineParams = section(PipelineParams, "`dvc repro` (dvc.yaml): the runs to train, the submission.")
 
 
@@ -388,6 +357,7 @@ READS: dict[str, tuple[str, ...]] = {
     "features": ("features", "data.root", "data.num_classes", "data.groups", "separate.out"),
     "train": ("train",),
     "ensemble": ("ensemble", "train.runs", "pipeline.submission"),
+    "sweep": ("sweep", "train", "pipeline.runs", "pipeline.engine"),
 }  # fmt: skip
 
 # keys renamed since they were first released: params.yaml files and -S overrides that still use

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from kit.training import augment, record, voice_fit, work
 from kit.training.fold import Fold, FoldResult
 from kit.training.splits import Split, make_split
 from kit.training.step import steps_per_epoch
+
+Replace = Literal["never", "stale", "always"]  # what becomes of a run already under the id
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,13 @@ class Plan:
         return Path(self.p.runs)
 
 
-def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: Callbacks = Callbacks()) -> Outcome:
-    """Train (or resume) the runs `p` describes and land them in the registry; nothing when they exist."""
-    plan = make_plan(p, name, force)
+def train(
+    p: TrainParams, *, name: str | None = None, replace: Replace = "never", cb: Callbacks = Callbacks()
+) -> Outcome:
+    """Train (or resume) the runs `p` describes and land them in the registry; nothing when they
+    exist. replace: what happens to a run already under the id: never (an error unless it has these
+    params), stale (replaced when its params differ: a pipeline stage's run), always (--force)."""
+    plan = make_plan(p, name, replace)
     if all(plan.done):
         return Outcome(plan.done, False, {})
     if min(len(t) for t, _ in plan.split.folds) < 2:
@@ -86,7 +93,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
         trained = [*(r[0] for r in results.values()), *(refits[:1] if plan.p.refit else [])]
         seconds = time.perf_counter() - started
         seconds += sum(e["seconds"] for k, r in enumerate(trained) for e in r.history[: resumed.get(k, 0)])
-        _land(plan, results, refits, heads, device, seconds, force)
+        _land(plan, results, refits, heads, device, seconds, replace)
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):
         folder.parent.rmdir()  # only when no other run is in progress
@@ -96,7 +103,7 @@ def train(p: TrainParams, *, name: str | None = None, force: bool = False, cb: C
     return Outcome(runs, True, resumed, kept=kept, refit_fold=refit_fold)
 
 
-def make_plan(p: TrainParams, name: str | None, force: bool) -> Plan:
+def make_plan(p: TrainParams, name: str | None, replace: Replace = "never") -> Plan:
     store = FeatureStore.open(p.features)
     p = _refit_as_applied(p, "test" in store.splits)
     labels = store.labels("train")
@@ -105,7 +112,7 @@ def make_plan(p: TrainParams, name: str | None, force: bool) -> Plan:
     pack_seeds = [m.seed for m in members] if p.pack > 1 else None
     keys = [run_key(m, store.feature_hash, split.id, pack_seeds) for m in members]
     run_ids = [_run_id(m, key, name, p.pack) for m, key in zip(members, keys)]
-    done = [_existing(Path(p.runs) / run_id, key, force) for run_id, key in zip(run_ids, keys)]
+    done = [_existing(Path(p.runs) / run_id, key, replace) for run_id, key in zip(run_ids, keys)]
     return Plan(p, store, labels, _channels(p, store), split, members, pack_seeds, keys, run_ids, done)
 
 
@@ -141,12 +148,12 @@ def _train_folds(plan: Plan, folder: Path, device, cb: Callbacks):
     return results, refits, resumed
 
 
-def _land(plan: Plan, results: dict, refits: list, heads, device, seconds: float, force: bool) -> None:
+def _land(plan: Plan, results: dict, refits: list, heads, device, seconds: float, replace: Replace) -> None:
     """Write each member's run folder, unless another `kit train` landed a run under its name
     meanwhile: never replaced unasked (the error keeps the work folder: a re-run with --name lands
     from its checkpoints)."""
     for g, (m, run_id, key) in enumerate(zip(plan.members, plan.run_ids, plan.keys)):
-        if plan.done[g] is None and _existing(plan.runs_dir / run_id, key, force) is None:
+        if plan.done[g] is None and _existing(plan.runs_dir / run_id, key, replace) is None:
             fill = partial(
                 record.fill,
                 run_id=run_id,
@@ -163,7 +170,7 @@ def _land(plan: Plan, results: dict, refits: list, heads, device, seconds: float
                 seconds=seconds,
                 pack_seeds=plan.pack_seeds,
             )
-            registry.write(plan.runs_dir, run_id, fill, replace=force)
+            registry.write(plan.runs_dir, run_id, fill, replace=replace != "never")
 
 
 def _refit_as_applied(p: TrainParams, has_test: bool) -> TrainParams:
@@ -188,9 +195,9 @@ def _run_id(p: TrainParams, key: str, name: str | None, pack: int) -> str:
     return f"{p.arch.replace(':', '-').replace('/', '-')}-s{p.seed}-{key[:8]}"
 
 
-def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
+def _existing(path: Path, key: str, replace: Replace) -> registry.Run | None:
     """The run at `path` when it was trained with these params; None when it is to be trained."""
-    if not path.exists() or force:
+    if not path.exists() or replace == "always":
         return None
     try:
         run = registry.read_run(path)
@@ -199,6 +206,8 @@ def _existing(path: Path, key: str, force: bool) -> registry.Run | None:
         raise KitError(f"run folder {path.name} is broken ({why}): pass --force to replace it, or --name") from None
     if run.meta.get("key") == key:
         return run
+    if replace == "stale":
+        return None
     raise KitError(f"run {path.name} already exists with other params: pass --force to replace it, or --name")
 
 
