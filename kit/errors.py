@@ -13,6 +13,12 @@ class KitError(Exception):
     exit_code = 1
 
 
+class Interrupted(KitError):
+    """Ctrl-C: the message says what was kept and how to go on."""
+
+    exit_code = 130
+
+
 class ParamError(KitError):
     """A parameter (params.yaml, -S, a flag) of the wrong name, type or range, or two that contradict."""
 

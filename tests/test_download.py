@@ -367,6 +367,8 @@ def test_tar_extracts(tmp_path):
         ([tar_link("etc", "/etc")], "etc"),
         ([tar_link("hard", "../outside", tarfile.LNKTYPE)], "hard"),
         ([tar_link("d", "."), tar_file("d/x.txt")], "d/x.txt"),  # written through a symlink
+        ([tar_link("a", "b/c"), tar_link("b", "..")], "a"),  # a chain (a -> b/c, b -> ..): links through links refused
+        ([tar_link("s", "t"), tar_link("t", "u/../../x")], "s"),  # a chain whose last link climbs out
     ],
 )
 def test_tar_slip_refused(tmp_path, members, bad):

@@ -99,6 +99,10 @@ def project(tmp_path, monkeypatch):
         (["--folds", "3", "-S", "train.split.kind=holdout"], "--folds and -S train.split.kind contradict each other"),
         (["--pack", "2", "--pseudo-start", "0.5"], "train.pack 2 contradicts train.pseudo.start 0.5"),
         (["--epochs", "2", "--pseudo-start", "0.9"], "train.pseudo.start 0.9 of train.epochs 2 leaves no epoch"),
+        (["--name", "../../escape"], "--name: expected one file name: letters, digits"),
+        (["--name", ".hidden"], "(not starting with . or -; no / or \\), got '.hidden'"),
+        (["--name=-x"], "got '-x'"),
+        (["--name", "a\\b"], "got 'a\\\\b'"),
     ],
 )
 def test_bad_overrides_are_one_line_exit_2_and_write_nothing(project, args, message):
@@ -107,6 +111,13 @@ def test_bad_overrides_are_one_line_exit_2_and_write_nothing(project, args, mess
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
     assert sorted(p.name for p in project.iterdir()) == ["data"]  # no artifacts/, nothing half-written
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".x"])
+def test_a_submission_name_is_one_file_name(project, name):
+    result = runner.invoke(app, ["ensemble", f"--name={name}"])
+    assert result.exit_code == 2 and "--name (ensemble.name): expected one file name" in result.output
+    assert sorted(p.name for p in project.iterdir()) == ["data"]
 
 
 def test_overrides_reach_the_run_and_its_key(project):

@@ -149,6 +149,23 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
         make_split(labels, SplitParams(fraction=0.3, grouped=True), groups)
 
 
+def test_ctrl_c_says_which_checkpoint_is_kept_and_the_same_command_resumes(tmp_path):
+    tiny_store(tmp_path / "data" / "features", n=120)
+    args = ["train", "cnn4", "--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG]
+    proc = _kit(*args, cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "artifacts" / "work").glob("*/fold0/state.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert re.search(r"interrupted: the fold 0 epoch \d+ checkpoint is kept; run the same command to resume", out), out
+    assert "Traceback" not in out and not (tmp_path / "artifacts" / "runs").exists()
+    resumed = _kit(*args, cwd=tmp_path)
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0 and "resumed from checkpoints (fold 0:" in out, out
+
+
 @pytest.mark.parametrize(
     ("ema", "fold", "epoch"),  # killed once `fold` has checkpointed `epoch`
     [
@@ -371,14 +388,14 @@ def test_corrupt_run_folders_do_not_break_the_registry(project):
     assert shown.exit_code == 0 and '"epochs": 1' in shown.output
     onto = runner.invoke(app, ["train", "cnn4", "--epochs", "1", *NO_LOG_AUG, "--name", "half"])
     assert onto.exit_code == 1 and "run folder half is broken (run.json is corrupt" in onto.output
-    assert runner.invoke(app, ["registry", "rm", "half"]).exit_code == 0
+    assert runner.invoke(app, ["registry", "rm", "half", "--yes"]).exit_code == 0
     assert not (runs / "half").exists()
     missing = runner.invoke(app, ["registry", "show", "zzz"])
     assert missing.exit_code == 1 and "no run 'zzz'" in missing.output
     outside = project / "outside"
     outside.mkdir()
     for bad in ("", "..", str(outside), f"{good.name}/dvclive"):  # never a folder other than one run
-        refused = runner.invoke(app, ["registry", "rm", bad])
+        refused = runner.invoke(app, ["registry", "rm", bad, "--yes"])
         assert refused.exit_code == 1 and "is not a run id" in refused.output, bad
     assert outside.is_dir() and (good / "dvclive").is_dir() and runs.is_dir()
     unknown = runner.invoke(app, ["registry", "best", "--metric", "f1"])

@@ -18,6 +18,13 @@ class KitGroup(TyperGroup):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from kit.cli.ui import err_console
+
+            err_console.print(
+                "interrupted: what was finished is kept, nothing half-written; run the same command to go on"
+            )
+            raise typer.Exit(130) from None
         except KitError as exc:
             from rich.markup import escape
 

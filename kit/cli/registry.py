@@ -18,8 +18,9 @@ RunsOpt = Annotated[Optional[Path], typer.Option("--runs", help="Runs folder (pa
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the ranked runs as JSON (stdout), no table.")]
 
 
-def _runs_dir(runs: Path | None) -> Path:
-    return runs or Path(load_params().train.runs)
+def _runs_dir(ctx: typer.Context, runs: Path | None) -> Path:
+    """The runs folder: the subcommand's --runs, else the group's (`kit registry --runs DIR rm ID`), else params."""
+    return runs or (ctx.obj or {}).get("runs") or Path(load_params().train.runs)
 
 
 def _metric(metric: str) -> str:
@@ -43,10 +44,11 @@ def listing(
 ) -> None:
     """Runs ranked by validation score (best first)."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = {"runs": runs}
         return
     from kit.registry import runs as registry
 
-    runs_dir = _runs_dir(runs)
+    runs_dir = _runs_dir(ctx, runs)
     found = registry.ranked(runs_dir, _metric(metric), arch=arch, split=split, feature_hash=feature_hash)
     _warn_broken(found.broken)
     rows = [{"rank": i, **r.summary()} for i, r in enumerate(found.runs[:limit], 1)]
@@ -85,28 +87,41 @@ def _warn_broken(broken: list[tuple[str, str]]) -> None:
 
 
 @app.command()
-def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")], runs: RunsOpt = None) -> None:
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    runs: RunsOpt = None,
+) -> None:
     """Everything recorded about one run."""
     from kit.cli.train import render_run
     from kit.registry import runs as registry
 
-    run = registry.find(_runs_dir(runs), run_id)
+    run = registry.find(_runs_dir(ctx, runs), run_id)
     render_run(run)
     console.print_json(json.dumps({k: run.meta[k] for k in ("params", "git", "feature_hash", "features", "created")}))
     console.print(f"folder: {run.path}")
 
 
 @app.command()
-def rm(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")], runs: RunsOpt = None) -> None:
-    """Delete a run folder."""
+def rm(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    runs: RunsOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
+) -> None:
+    """Delete a run folder (asks first unless --yes)."""
     from kit.registry import runs as registry
 
-    removed = registry.remove(_runs_dir(runs), run_id)
-    console.print(f"removed run {removed}")
+    runs_dir = _runs_dir(ctx, runs)
+    if not yes:
+        typer.confirm(f"delete run {run_id} from {runs_dir}?", abort=True, err=True)
+    removed = registry.remove(runs_dir, run_id)
+    console.print(f"removed run {removed} from {runs_dir}")
 
 
 @app.command()
 def best(
+    ctx: typer.Context,
     metric: Annotated[str, typer.Option(help="accuracy | macro_f1 | log_loss.")] = "accuracy",
     arch: Annotated[Optional[str], typer.Option(help="Only this architecture.")] = None,
     runs: RunsOpt = None,
@@ -115,16 +130,16 @@ def best(
     """Print the id of the best run (for scripts: stdout holds the id alone)."""
     from kit.registry import runs as registry
 
-    run = registry.best(_runs_dir(runs), _metric(metric), arch=arch)
+    run = registry.best(_runs_dir(ctx, runs), _metric(metric), arch=arch)
     typer.echo(json.dumps(run.summary(), indent=1) if as_json else run.id)
 
 
 @app.command()
-def reindex(runs: RunsOpt = None) -> None:
+def reindex(ctx: typer.Context, runs: RunsOpt = None) -> None:
     """Rebuild the registry index from the run folders."""
     from kit.registry import runs as registry
 
-    runs_dir = _runs_dir(runs)
+    runs_dir = _runs_dir(ctx, runs)
     found = registry.reindex(runs_dir)
     console.print(f"indexed {len(found.runs)} run(s) from {runs_dir} → {registry.index_path(runs_dir)}")
     _warn_broken(found.broken)

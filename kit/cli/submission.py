@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kit.cli.ui import console, status
+from kit.cli.ui import console, err_console, status
 from kit.errors import KitError
 from kit.params import load_params
 
@@ -93,8 +93,13 @@ def submissions(
 ) -> None:
     """The ledger of submission attempts, joined with Kaggle's public / private scores."""
     from kit.submission.kaggle import attempts
-    from kit.submission.ledger import LEDGER
+    from kit.submission.ledger import LEDGER, torn_line
 
+    if (torn := torn_line(LEDGER)) is not None:
+        err_console.print(
+            f"[yellow]{LEDGER} line {torn} was cut off by a crash mid-write: skipped (removed at the next append)[/]",
+            highlight=False,
+        )
     slug = (competition or load_params().data.competition) if refresh else None
     with status("asking Kaggle for scores…" if slug else "reading the ledger…"):
         records = attempts(LEDGER, slug or None, wait=wait)

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from kit.cli.options import with_params
 from kit.cli.ui import console, progress_bar, score_cells, status
-from kit.errors import KitError
+from kit.errors import Interrupted, KitError
 from kit.params import Params
+from kit.params.load import check_name
 
 
 @with_params("train", args=("train.arch",))
@@ -34,12 +35,16 @@ def train(
     from kit.training.run import train as run_train
 
     p = params.train
+    if name:
+        check_name(name, "--name")  # before any work: a run id is one folder name
     if report is not None and p.pack > 1:
         raise KitError(f"--report writes one run's files: it does not combine with train.pack = {p.pack}")
 
     with progress_bar(f"train {p.arch}" + (f" x {p.pack}" if p.pack > 1 else ""), 0) as bar:
+        last: list[str] = []  # the newest checkpoint: where an interrupted run resumes
 
         def on_epoch(k: int, records: list[dict]) -> None:
+            last[:] = [f"{_where(k, records[0]).strip()} epoch {records[0]['epoch']}"]
             if len(records) > 1:
                 return pack_line(k, records)
             r = records[0]
@@ -54,9 +59,13 @@ def train(
             )
 
         replace = "always" if force else "stale" if refresh else "never"
-        outcome = run_train(
-            p, name=name, replace=replace, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch)
-        )
+        try:
+            outcome = run_train(
+                p, name=name, replace=replace, cb=Callbacks(start=bar.total, batch=bar.advance, epoch=on_epoch)
+            )
+        except KeyboardInterrupt:
+            kept = f"the {last[0]} checkpoint is kept" if last else "no epoch had finished"
+            raise Interrupted(f"interrupted: {kept}; run the same command to resume") from None
     ids = ", ".join(run.id for run in outcome.runs)
     if not outcome.trained:
         what = f"run {ids} already exists" if len(outcome.runs) == 1 else f"runs {ids} already exist"

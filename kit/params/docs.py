@@ -64,7 +64,7 @@ def _row(key: str, tp: Any, f: dataclasses.Field, default: Any, section: str) ->
         flag = f"`{flag}`"
     allowed = " \\| ".join(map(str, typing.get_args(tp))) if typing.get_origin(tp) is Literal else describe_range(m)
     if m.get("pattern"):
-        allowed = pattern_words(m["pattern"]).replace("|", "\\|")
+        allowed = (m.get("pattern_help") or pattern_words(m["pattern"])).replace("|", "\\|")
     cells = [f"`{key}`", _type(tp), f"`{_yaml(default)}`", allowed, "yes" if m.get("identity", True) else "",
              flag or "", m.get("help", "").replace("|", "\\|")]  # fmt: skip
     return "| " + " | ".join(cells) + " |"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kit.errors import ParamError
-from kit.params.schema import RENAMED, Params
+from kit.params.schema import NAME, NAME_HELP, RENAMED, Params
 
 PARAMS_FILE = "params.yaml"
 
@@ -126,11 +126,19 @@ def _typed(tp: Any, value: Any, file: str, key: str) -> Any:
 
 def _check_range(meta: typing.Mapping, value: Any, file: str, key: str) -> None:
     if meta.get("pattern") and isinstance(value, str) and not re.fullmatch(meta["pattern"], value):
-        raise ParamError(f"{file}: {key}: expected {pattern_words(meta['pattern'])}, got {value!r}")
+        words = meta.get("pattern_help") or pattern_words(meta["pattern"])
+        raise ParamError(f"{file}: {key}: expected {words}, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if (why := bounds_error(meta, value)) is not None:
         raise ParamError(f"{file}: {key}: must be {why}, got {value!r}")
+
+
+def check_name(name: str, where: str) -> str:
+    """A run or submission name given on the command line: one file name, never a path."""
+    if not re.fullmatch(NAME, name):
+        raise ParamError(f"command line: {where}: expected {NAME_HELP}, got {name!r}")
+    return name
 
 
 def pattern_words(pattern: str) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from kit.params.field import param, section
 
 DEVICE = r"auto|cpu|cuda|cuda:\d+"  # a torch device kit can train on
+NAME = r"[A-Za-z0-9_][A-Za-z0-9_.+=@,-]*"  # a run or submission name: one folder / file name, never a path
+NAME_HELP = "one file name: letters, digits and _ . + = @ , - (not starting with . or -; no / or \\)"
 
 
 # ── data ─────────────────────────────────────────────────────────────────────────────────────────
@@ -302,7 +304,8 @@ class EnsembleParams:
     bagging: int = param(0, "hillclimb: bags of half the members; 0 = off.", ge=0, flag="--bagging")
     cv_folds: int = param(5, "Folds of the honest (out-of-fold) estimate.", ge=2)
     out: str = param("submissions", "Folder for <name>.csv + <name>.json.", identity=False, flag="--out")
-    name: str = param("", 'Submission name; "" = derived from the method and members.', flag="--name")
+    name: str = param("", 'Submission name; "" = derived from the method and members.', flag="--name",
+                      pattern=f"|{NAME}", pattern_help=NAME_HELP)  # fmt: skip
 
 
 @dataclass(frozen=True)

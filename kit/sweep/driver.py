@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit.errors import KitError
+from kit.errors import Interrupted, KitError
 from kit.params import SweepParams, TrainParams
 
 
@@ -44,10 +44,6 @@ class TrialState:
     pid: int | None = None  # its worker's process id, while it runs
     tries: int = 0  # workers started for it (more than one: Ray started it again after its worker died)
     trial_id: str = ""  # its first run key: names its folders on a node, the same on a retry
-
-
-class Interrupted(KitError):
-    exit_code = 130
 
 
 def plan(trials: list[Trial]) -> list[TrialState]:

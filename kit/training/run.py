@@ -25,6 +25,7 @@ from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.params import TrainParams
 from kit.params.identity import run_key
+from kit.params.load import check_name
 from kit.registry import runs as registry
 from kit.training import augment, record, voice_fit, work
 from kit.training.fold import Fold, FoldResult
@@ -191,6 +192,7 @@ def _refit_as_applied(p: TrainParams, has_test: bool) -> TrainParams:
 
 def _run_id(p: TrainParams, key: str, name: str | None, pack: int) -> str:
     if name:
+        check_name(name, "--name")  # a folder of the runs folder, never a path out of it
         return name if pack == 1 else f"{name}-s{p.seed}"
     return f"{p.arch.replace(':', '-').replace('/', '-')}-s{p.seed}-{key[:8]}"
 

@@ -1,0 +1,29 @@
+"""`kit registry` subcommands work on the runs folder given at either level, and rm asks first."""
+
+from __future__ import annotations
+
+from stores import tiny_store
+from test_ensemble_cli import fake_run
+from typer.testing import CliRunner
+
+from kit.cli.app import app
+from kit.features.store import FeatureStore
+
+runner = CliRunner()
+
+
+def test_rm_deletes_from_the_folder_given_to_the_group_and_asks_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
+    default, other = tmp_path / "artifacts" / "runs", tmp_path / "x" / "runs"
+    fake_run(default, "r1", store, quality=1.0)
+    fake_run(other, "r1", store, quality=1.0)
+    kept = runner.invoke(app, ["registry", "--runs", str(other), "rm", "r1"], input="n\n")
+    assert kept.exit_code == 1 and f"delete run r1 from {other}?" in kept.output
+    assert (other / "r1").exists() and (default / "r1").exists()
+    gone = runner.invoke(app, ["registry", "--runs", str(other), "rm", "r1", "--yes"])
+    assert gone.exit_code == 0 and f"removed run r1 from {other}" in gone.output
+    assert not (other / "r1").exists() and (default / "r1").exists()  # the group's folder, not artifacts/runs
+    best = runner.invoke(app, ["registry", "--runs", str(default), "best", "--json"])
+    assert best.exit_code == 0 and f'"path": "{default / "r1"}"' in best.stdout
+    assert runner.invoke(app, ["registry", "--runs", str(other), "best"]).exit_code == 1  # no runs there now
