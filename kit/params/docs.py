@@ -36,13 +36,13 @@ def render() -> str:
 def _section(cls: type, f: dataclasses.Field, prefix: str) -> list[str]:
     lines = [f"## `{prefix}`", "", f.metadata.get("help", ""), ""]
     rows, subs = [], []
-    hints = typing.get_type_hints(cls)
+    hints, defaults = typing.get_type_hints(cls), cls()
     for g in dataclasses.fields(cls):
         tp = hints[g.name]
         if dataclasses.is_dataclass(tp):
             subs.append((tp, g, f"{prefix}.{g.name}"))
         else:
-            rows.append(_row(f"{prefix}.{g.name}", tp, g, getattr(cls(), g.name), prefix.split(".")[0]))
+            rows.append(_row(f"{prefix}.{g.name}", tp, g, getattr(defaults, g.name)))
     if rows:
         lines += [
             "| key | type | default | allowed | identity | flag | what it does |",
@@ -55,7 +55,7 @@ def _section(cls: type, f: dataclasses.Field, prefix: str) -> list[str]:
     return lines
 
 
-def _row(key: str, tp: Any, f: dataclasses.Field, default: Any, section: str) -> str:
+def _row(key: str, tp: Any, f: dataclasses.Field, default: Any) -> str:
     m = f.metadata
     flag = m.get("flag")
     if isinstance(flag, dict):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kit.errors import Interrupted, KitError
 from kit.params import SweepParams, TrainParams
+from kit.training.run import Replace
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Trial:
     params: TrainParams | None  # None: its command line was refused (error)
     name: str | None = None  # the run id to give it (`kit train --name`); None: arch-seed-hash
     error: str = ""
-    replace: str = (
+    replace: Replace = (
         "never"  # a run already under its id: never replaced, or "stale" (a pipeline's: when its params differ)
     )
 
@@ -44,6 +45,7 @@ class TrialState:
     pid: int | None = None  # its worker's process id, while it runs
     tries: int = 0  # workers started for it (more than one: Ray started it again after its worker died)
     trial_id: str = ""  # its first run key: names its folders on a node, the same on a retry
+    store: tuple[str, Path] | None = None  # (feature hash, folder) of the store it trains on
 
 
 def plan(trials: list[Trial]) -> list[TrialState]:
@@ -67,6 +69,7 @@ def plan(trials: list[Trial]) -> list[TrialState]:
                 continue
             seen.add(tuple(p.keys))
             state.run_ids, state.trial_id = p.run_ids, p.keys[0]
+            state.store = (p.store.feature_hash, p.store.path)  # opened once, here
             if all(p.done):
                 state.state = "exists"
         states.append(state)
@@ -105,7 +108,6 @@ def _init(ray, sp: SweepParams) -> None:
 
 
 def _schedule(ray, queued: list[TrialState], sp: SweepParams, runs_dir: Path, on_update) -> None:
-    from kit.features.store import FeatureStore
     from kit.sweep.folders import pack
     from kit.sweep.progress import Progress
     from kit.sweep.worker import run_trial
@@ -117,10 +119,10 @@ def _schedule(ray, queued: list[TrialState], sp: SweepParams, runs_dir: Path, on
     )
     pending = {}
     for s in queued:
-        store = FeatureStore.open(s.trial.params.features)
-        if store.feature_hash not in stores:  # each store crosses to the object store once
-            stores[store.feature_hash] = {"hash": store.feature_hash, "ref": [ray.put(pack(store.path))]}
-        ref = task.remote(s.trial_id, s.trial.params, s.trial.name, stores[store.feature_hash], progress)
+        feature_hash, path = s.store
+        if feature_hash not in stores:  # each store crosses to the object store once
+            stores[feature_hash] = {"hash": feature_hash, "ref": [ray.put(pack(path))]}
+        ref = task.remote(s.trial_id, s.trial.params, s.trial.name, stores[feature_hash], progress)
         pending[ref] = (s, s.trial_id)
     try:
         while pending:
