@@ -155,7 +155,7 @@ OLD_KEYS = {
 def test_run_keys_of_earlier_versions_are_kept():
     from kit.params import AugmentParams, SplitParams, VoiceHeadParams
 
-    t = TrainParams()
+    t = TrainParams(voice=VoiceHeadParams(weight=0.5))  # 9fcd2da's defaults
     variants = dataclasses.replace(
         t, stem="stride1", refit=False, channels=["mix:logfreq"], voice=VoiceHeadParams(weight=0), device="cpu",
         precision="fp32", eval_batch_size=7, features="elsewhere", runs="x",
@@ -169,6 +169,7 @@ def test_run_keys_of_earlier_versions_are_kept():
     assert run_key(variants, "0123456789abcdef", "kfold5-s0-ab12cd34") == OLD_KEYS["variants"]
     assert run_key(kfold, "tiny0000abcdef12", "kfold3-s0-ab12cd34") == OLD_KEYS["kfold_aug"]
     assert run_key(dataclasses.replace(t, lr=0.005), "f" * 16, "holdout0.2-s0-ab12cd34") != OLD_KEYS["default"]
+    assert run_key(TrainParams(), "f" * 16, "holdout0.2-s0-ab12cd34") != OLD_KEYS["default"]  # auto: a new recipe
 
 
 def test_a_run_trained_before_the_schema_is_found_ranked_and_ensembled(project):

@@ -19,7 +19,7 @@ from kit.cli.app import app
 
 REF = Path(__file__).resolve().parent / "data" / "identical"
 runner = CliRunner()
-QUICK = ["--epochs", "2", "--batch-size", "16"]
+QUICK = ["--epochs", "2", "--batch-size", "16", "--voice-weight", "0.5"]  # 9fcd2da's fixed blend (now: auto)
 CONFIGS = {  # the default recipe (refit, mixup, sum-mix, EQ, voice head), K-fold + EMA, packed seeds, self-training
     "default": ["cnn4f", *QUICK],
     "kfold_ema": ["cnn4f", *QUICK, "--folds", "2", "--ema-epochs", "1"],

@@ -180,10 +180,47 @@ def test_voice_head_settings_and_stores_without_embeddings_fail_before_training(
     bad = runner.invoke(app, ["train", "cnn4", *TINY, "--voice-weight", "1.5"])
     assert bad.exit_code == 2 and "--voice-weight (train.voice.weight): must be in [0, 1], got 1.5" in bad.output
     tiny_store(voiced / "plain")
-    none = runner.invoke(app, ["train", "cnn4", *TINY, "--features", "plain"])
+    none = runner.invoke(app, ["train", "cnn4", *TINY, "--features", "plain", "--voice-weight", "0.5"])
     assert none.exit_code == 1
     assert "train.voice.weight is 0.5 but plain has no voice embeddings" in " ".join(none.output.split())
     assert not (voiced / "artifacts" / "work").exists()  # refused before any training
+    auto = runner.invoke(app, ["train", "cnn4", *TINY, "--features", "plain", "--name", "plain"])
+    assert auto.exit_code == 0, auto.output  # auto (the default) without embeddings: the network alone
+    assert "voice" not in json.loads((voiced / "artifacts" / "runs" / "plain" / "run.json").read_text())
+
+
+def test_auto_weight_picks_zero_for_a_head_that_only_adds_noise_and_more_for_one_that_knows():
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4
+    network = rng.dirichlet(np.ones(4), 400)
+    network[np.arange(400), y] += 1.5  # right on most clips, unsure
+    network /= network.sum(1, keepdims=True)
+    noise = rng.dirichlet(np.ones(4) * 0.5, 400)  # a head that knows nothing, confidently
+    weight, losses = voice_head.choose_weight(network, noise, y)
+    assert weight == 0 and losses["0"] == min(losses.values()) and len(losses) == len(voice_head.WEIGHTS)
+    knows = np.full((400, 4), 0.02)
+    knows[np.arange(400), y] = 0.94
+    knows[:40] = knows[:40, ::-1]  # right on 90% of the clips: better than the network
+    weight, _ = voice_head.choose_weight(network, knows, y)
+    assert 0.3 <= weight < 1  # both: a blend
+    assert voice_head.choose_weight(network, network, y)[0] == 0  # a tie goes to the network alone
+
+
+def test_auto_weight_is_chosen_on_validation_recorded_and_shown(voiced):
+    result = runner.invoke(app, ["train", "cnn4", *TINY, "--name", "auto"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    run = voiced / "artifacts" / "runs" / "auto"
+    meta = json.loads((run / "run.json").read_text())
+    v = meta["voice"]
+    assert meta["params"]["voice"]["weight"] == "auto" and v["weight"] > 0.5  # the spectrograms are noise
+    assert v["weight"] == float(min(v["auto"], key=lambda w: (v["auto"][w], float(w))))
+    parts = np.load(run / "voice_parts.npz")
+    blended = (1 - v["weight"]) * parts["network_val"] + v["weight"] * parts["head_val"]
+    assert np.allclose(np.load(run / "val_probs.npy"), blended, atol=1e-6)
+    assert np.allclose(np.load(run / "test_probs.npy"), (1 - v["weight"]) * parts["network_test"] + v["weight"] * parts["head_test"], atol=1e-6)
+    assert f"auto" in result.output and "voice head" in result.output
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert f"{v['weight']:g} (auto)" in listing.output
 
 
 def test_k_fold_runs_blend_each_folds_head_into_its_out_of_fold_rows(voiced):
@@ -216,4 +253,4 @@ def test_runs_without_the_voice_head_keep_the_keys_they_had_before_it():
 
     off = identity(TrainParams(voice=VoiceHeadParams(weight=0.0, c=0.01)))
     on = identity(TrainParams())
-    assert "voice" not in off and on["voice"] == {"weight": 0.5, "c": 0.0}
+    assert "voice" not in off and on["voice"] == {"weight": "auto", "c": 0.0}

@@ -61,7 +61,7 @@ def listing(
 def ranked_table(rows: list[dict], title: str) -> Table:
     """The ranked runs as `kit registry` shows them (rows: `Run.summary()` with a rank)."""
     table = Table(title=title)
-    for col in ("#", "run", "arch", "inputs", "accuracy", "macro-F1", "log-loss"):
+    for col in ("#", "run", "arch", "inputs", "voice", "accuracy", "macro-F1", "log-loss"):
         table.add_column(col, justify="left" if col in ("run", "arch", "inputs") else "right")
     for col in ("split", "features", "epochs", "wall s", "created"):
         table.add_column(col, justify="right" if col == "wall s" else "left")
@@ -71,6 +71,7 @@ def ranked_table(rows: list[dict], title: str) -> Table:
             row["id"],
             row["arch"],
             row["inputs"],
+            row["voice"],
             *score_cells(row["metrics"]),
             row["split_id"],
             row["feature_hash"][:8],

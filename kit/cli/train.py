@@ -148,7 +148,7 @@ def render_run(run) -> None:
         v = m["voice"]
         console.print(
             f"validation accuracy: network {v['network']['accuracy']:.4f}, voice head {v['head']['accuracy']:.4f}"
-            f" (C {', '.join(f'{c:g}' for c in v['c'].values())}), the run ({1 - v['weight']:g} : {v['weight']:g})"
+            f" (C {', '.join(f'{c:g}' for c in v['c'].values())}), the run ({1 - v['weight']:g} : {v['weight']:g}{', auto' if 'auto' in v else ''})"
             f" {m['metrics']['accuracy']:.4f}",
             highlight=False,
         )

@@ -15,8 +15,9 @@ from kit.ensemble.methods import EnsembleResult, combine
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.metrics import HIGHER_IS_BETTER
-from kit.params import EnsembleParams, TrainParams
+from kit.params import EnsembleParams, SplitParams, TrainParams
 from kit.registry import runs as registry
+from kit.training.splits import group_codes, split_groups
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,11 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
     ref = members.runs[0]
     store = _store(ref, train)
     y = store.labels("train")[members.val_index]
-    groups = None
-    if ref.meta["split"].get("grouped"):  # a song-grouped split: the ensemble's CV keeps songs whole too
-        groups = np.asarray(store.meta["splits"]["train"]["groups"], dtype=str)[members.val_index]
+    groups = split_groups(
+        SplitParams(**ref.meta["split"]), store.ids("train"), store.meta["splits"]["train"].get("groups")
+    )
+    if groups is not None:  # a song- or singer-grouped split: the ensemble's CV keeps them whole too
+        groups = group_codes(np.asarray(groups, dtype=str))[members.val_index]
     result = combine(
         p.method,
         members.val_probs,

@@ -126,3 +126,36 @@ def _check_array(path: Path, shape: tuple) -> None:
             f"{path} is damaged (shape {found}, {path.stat().st_size} bytes; meta.json says {shape}); "
             "rebuild with `kit features --force`"
         )
+
+
+def subset(store: FeatureStore, out: Path, rows: dict[str, np.ndarray], source: str = "train") -> FeatureStore:
+    """A new store at `out` whose splits are rows of `store`'s split `source`, e.g. {"train": a,
+    "test": b}: a re-split of one set of clips without extracting again (singer-disjoint folds).
+    Only the train split keeps labels and groups, as in a contest; the feature hash is the parent's
+    with the rows, so runs on two subsets never compare."""
+    import hashlib
+
+    from kit.atomic import atomic_dir
+
+    info = store.meta["splits"][source]
+    digest = hashlib.sha256(store.feature_hash.encode())
+    for name, r in rows.items():
+        digest.update(name.encode() + np.asarray(r, np.int64).tobytes())
+    meta = {**store.meta, "feature_hash": digest.hexdigest()[:16], "subset_of": store.feature_hash, "splits": {}}
+    with atomic_dir(Path(out)) as tmp:
+        for name, r in rows.items():
+            r = np.asarray(r, np.int64)
+            np.save(tmp / f"{name}.npy", store.array(source)[r])
+            if "voice" in store.meta:
+                np.save(tmp / f"{name}.voice.npy", store.voice(source, flat=False)[r])
+            keep = name == "train"
+            meta["splits"][name] = {
+                **info,
+                "file": f"{name}.npy",
+                "count": len(r),
+                "ids": [info["ids"][i] for i in r],
+                "labels": [info["labels"][i] for i in r] if keep and info.get("labels") else None,
+                "groups": [info["groups"][i] for i in r] if keep and info.get("groups") else None,
+            }
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+    return FeatureStore.open(out)

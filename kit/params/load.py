@@ -268,6 +268,11 @@ def _replace(obj: Any, path: list[str], value: Any) -> Any:
 def check(params: Params, where: str) -> None:
     """Refuse values that contradict each other, naming both keys."""
     t = params.train
+    if t.split.groups and not t.split.grouped:
+        raise ParamError(
+            f"{where}: train.split.groups {t.split.groups!r} contradicts train.split.grouped false (set it true, or"
+            " pass --groups, which does)"
+        )
     if t.pseudo.start > 0 and pseudo_start(t.pseudo.start, t.epochs) >= t.epochs:
         raise ParamError(
             f"{where}: train.pseudo.start {t.pseudo.start:g} of train.epochs {t.epochs} leaves no epoch to self-train"

@@ -170,6 +170,10 @@ class SplitParams:
     folds: int = param(5, "K-fold: K.", ge=2, flag="--folds", implies={"kind": "kfold"})
     seed: int = param(0, "Random seed of the split.", ge=0)
     grouped: bool = param(False, "Keep each group (song / singer) on one side.", flag="--grouped/--no-grouped")
+    groups: str = param(
+        "", "FILE:COLUMN: the groups, a column of a CSV with an id column (a+b: a clip of two); \"\" = the store's.",
+        identity=False, flag="--groups", implies={"grouped": True},
+    )  # fmt: skip
 
 
 # sum mixing's labels for the contest (0 no voice, 1 male, 2 female, 3 several): voices add up
@@ -211,8 +215,10 @@ class PseudoParams:
 
 @dataclass(frozen=True)
 class VoiceHeadParams:
-    weight: float = param(0.5, "The voice head's share of the run's probabilities; 0 = off.", ge=0, le=1,
-                          flag="--voice-weight")  # fmt: skip
+    weight: float | Literal["auto"] = param(
+        "auto", "The voice head's share of the run's probabilities; auto: chosen on validation (0 allowed); 0 = off.",
+        ge=0, le=1, flag="--voice-weight",
+    )  # fmt: skip
     c: float = param(0.0, "The voice head's inverse L2 strength; 0 = cross-validated.", ge=0, flag="--voice-c")
 
 

@@ -60,7 +60,21 @@ class Run:
             "device",
             "created",
         )
-        return {"id": self.id, **{k: m.get(k) for k in keys}, "inputs": self.inputs, "path": str(self.path)}
+        return {
+            "id": self.id,
+            **{k: m.get(k) for k in keys},
+            "inputs": self.inputs,
+            "voice": self.voice_weight,
+            "path": str(self.path),
+        }
+
+    @property
+    def voice_weight(self) -> str:
+        """The voice head's share of the run's probabilities, for tables: `0.35 (auto)`, `0.5`, or `-` (none)."""
+        v = self.meta.get("voice")
+        if not v:
+            return "-"
+        return f"{v['weight']:g}" + (" (auto)" if "auto" in v else "")
 
 
 @dataclass(frozen=True)

@@ -101,16 +101,17 @@ def _fold_rows(run: registry.Run, store: FeatureStore, n_models: int) -> list[tu
         idx = np.load(run.path / "val_index.npy")
         return [(idx, np.arange(len(idx)))]
     from kit.params import SplitParams
-    from kit.training.splits import make_split
+    from kit.training.splits import make_split, split_groups
 
     split_params = SplitParams(**run.meta["split"])
-    groups = store.meta["splits"]["train"].get("groups") if split_params.grouped else None
+    groups = split_groups(split_params, store.ids("train"), store.meta["splits"]["train"].get("groups"))
     split = make_split(store.labels("train"), split_params, groups)
     if split.id != run.meta["split_id"]:
         raise KitError(
             f"run {run.id}: its K-fold split cannot be rebuilt (got {split.id}, expected {run.meta['split_id']})"
         )
-    return [(v, v) for _, v in split.folds]
+    index = split.val_index()
+    return [(v, np.searchsorted(index, v)) for _, v in split.folds]
 
 
 def _load(path: Path, meta: dict, in_chans: int, device: torch.device):

@@ -15,11 +15,10 @@ from kit.features.store import FeatureStore
 from kit.metrics import confusion, scores
 from kit.params import TrainParams
 from kit.registry import runs as registry
-from kit.training import voice_head
 from kit.training.fold import FoldResult
 from kit.training.model import autocast_dtype
 from kit.training.splits import Split, val_order
-from kit.training.voice_fit import VoiceHeads
+from kit.training.voice_fit import VoiceHeads, blend_in
 
 
 def fill(
@@ -42,22 +41,13 @@ def fill(
     from safetensors.torch import save_file
 
     val_index = split.val_index()
-    val_probs = val_order(split, {k: r.val_probs for k, r in results.items()}, len(labels), store.meta["num_classes"])
+    val_probs = val_order(split, {k: r.val_probs for k, r in results.items()}, store.meta["num_classes"])
     test_probs = {k: r.test_probs for k, r in results.items() if r.test_probs is not None}
     if refit is not None:
         test_probs = {"refit": refit.test_probs} if refit.test_probs is not None else {}
     summary = None
     if voice is not None:
-        w = p.voice.weight
-        summary = {
-            "weight": w,
-            "c": {str(k): h.c for k, h in voice.heads.items()},
-            "network": scores(val_probs, labels[val_index]),
-            "head": scores(voice.val, labels[val_index]),
-        }
-        val_probs = voice_head.blend(val_probs, voice.val, w)
-        test_probs = {k: voice_head.blend(t, voice.test[k], w) for k, t in test_probs.items()}
-        voice_head.save({str(k): h for k, h in voice.heads.items()}, tmp / voice_head.FILE)
+        val_probs, test_probs, summary = blend_in(p, voice, val_probs, test_probs, labels[val_index], tmp)
     for k, r in results.items():
         save_file(
             {n: t.contiguous() for n, t in r.weights.items()},
@@ -80,6 +70,7 @@ def fill(
         "params": params,
         "split_id": split.id,
         "split": dataclasses.asdict(p.split),
+        **({"left_out": list(split.left_out)} if split.left_out else {}),  # per fold: clips on neither side
         "feature_hash": store.feature_hash,
         "features": str(store.path),
         "num_classes": store.meta["num_classes"],

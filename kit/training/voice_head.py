@@ -1,7 +1,8 @@
 """The voice head: multinomial logistic regression on a clip's voice embeddings (late fusion).
 
 Fitted on exactly the clips a model trains on (a holdout's or fold's training clips; the refit's:
-every train clip), so validation probabilities stay out-of-sample. Its inverse L2 strength `c` is
+every train clip), so validation probabilities stay out-of-sample, and the blend weight (train.voice.weight
+auto) is chosen on them. Its inverse L2 strength `c` is
 train.voice.c, or (0) the grid value with the best cross-validated log-loss on those training clips,
 folds grouped by song when the store has groups. The embeddings are standardised with the training
 clips' mean and scale, which the head keeps.
@@ -16,6 +17,7 @@ import numpy as np
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 FALLBACK_C = 1e-3  # when the training clips are too few to cross-validate (a class with < 2 clips)
 INNER_FOLDS = 5
+WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))  # the grid train.voice.weight auto chooses from
 FILE = "voice.safetensors"  # a run's heads: "<fold>.<array>" (folds 0.., and "refit")
 
 
@@ -72,6 +74,19 @@ def load(path) -> dict[str, VoiceHead]:
 
 def blend(network: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarray:
     return ((1 - weight) * network + weight * voice).astype(np.float32)
+
+
+def choose_weight(network: np.ndarray, voice: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
+    """train.voice.weight auto: the weight in WEIGHTS (0 = the network alone) whose blend has the
+    lowest log-loss on out-of-sample rows (validation, or K-fold's out-of-fold rows: neither the
+    network nor the head trained on them), ties to the smaller weight; with each weight's log-loss."""
+    rows = np.arange(len(y))
+    losses = {}
+    for w in WEIGHTS:
+        picked = (1 - w) * network[rows, y] + w * voice[rows, y]
+        losses[f"{w:g}"] = float(-np.log(np.clip(picked, 1e-15, 1)).mean())
+    best = min(WEIGHTS, key=lambda w: (round(losses[f"{w:g}"], 9), w))
+    return float(best), losses
 
 
 def _model(c: float):
