@@ -2,7 +2,7 @@
 
     python bench/singers.py --data ../shared/data/song4-dev --store data/features
         [--folds 3] [--configs default,no-mixup,...] [--seeds 0,1,2] [--work bench-out/singers]
-        [--report reports/singers.json] [--list]
+        [--tta N] [--report reports/singers.json] [--list]
 
 song4-dev's train clips are re-split into --folds outer folds by singer (manifest.csv's `singers`
 column, through `train.split.groups`' own member split: a duet is held out only with both its
@@ -13,8 +13,8 @@ configuration (the shipped params.yaml train section plus the -S overrides in CO
 `kit.training.run.train` trains exactly as `kit train` would (its own validation split, refit,
 voice head) and its test predictions are scored on the held-out singers.
 
-Reported per configuration: accuracy and log-loss on each fold, their mean ± spread (standard
-deviation over folds). For configurations with a voice head, also the network alone, the head
+Reported per configuration: accuracy on each fold, and the mean ± spread (standard deviation over
+folds) of accuracy, log-loss and the share of one-voice clips (1, 2) predicted as several (3). For configurations with a voice head, also the network alone, the head
 alone and the head at the old fixed weight 0.5 (each run's voice_parts.npz), and the weights auto
 chose. For configurations with several seeds: the ensembles of their runs per fold (the shipped
 `ensemble.method`, mean, and the best member by validation). Runs land in --work/runs and are
@@ -80,15 +80,30 @@ def train_one(fold_store: Path, runs: Path, config: list[str], seed: int, groups
 
 
 def scored(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy, log-loss, and the main error on unseen singers: one voice (1, 2) heard as several (3)."""
     from kit.metrics import scores
 
     s = scores(probs, y)
-    return {"accuracy": s["accuracy"], "log_loss": s["log_loss"]}
+    single = np.isin(y, (1, 2))
+    several = float((probs[single].argmax(1) == 3).mean()) if single.any() else 0.0
+    return {"accuracy": s["accuracy"], "log_loss": s["log_loss"], "one_as_several": several}
 
 
-def run_scores(run, y: np.ndarray) -> dict[str, dict]:
-    """The run's test score, and (voice head) its parts' and the fixed 0.5 blend's."""
+def run_scores(run, y: np.ndarray, tta: int, fold_store: Path) -> dict[str, dict]:
+    """The run's test score; with a voice head its parts' and the old fixed 0.5 blend's; with
+    tta > 1 that of `kit predict RUN --tta N` (time shifts, a run of its own)."""
     out = {"shipped": scored(np.load(run.path / "test_probs.npy"), y)}
+    if tta > 1:
+        import torch
+
+        from kit.features.store import FeatureStore
+        from kit.registry.runs import read_run
+        from kit.training.predict import tta_run
+
+        shifted = run.path.parent / f"{run.id}-tta{tta}"
+        if not shifted.exists():
+            tta_run(read_run(run.path), FeatureStore.open(fold_store), tta, torch.device("cpu"))
+        out[f"tta-{tta}"] = scored(np.load(shifted / "test_probs.npy"), y)
     parts_file = run.path / "voice_parts.npz"
     if parts_file.exists():
         parts = np.load(parts_file)
@@ -127,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default="default", help=f"comma-separated, of: {', '.join(CONFIGS)}")
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
     ap.add_argument("--work", type=Path, default=Path("bench-out/singers"))
+    ap.add_argument("--tta", type=int, default=0, help="also score each run's `kit predict --tta N` copy")
     ap.add_argument("--report", type=Path, default=None, help="also write the table as JSON here")
     ap.add_argument("--list", action="store_true", help="only show the folds and their singers")
     args = ap.parse_args(argv)
@@ -164,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                     np.load(run.path / "val_index.npy")
                 ]
                 runs.append(run)
-                rows[c].append({"fold": k, "seed": seed, "run": run.id, **run_scores(run, labels[v])})
+                scores = run_scores(run, labels[v], args.tta, fold_store)
+                rows[c].append({"fold": k, "seed": seed, "run": run.id, **scores})
             if len(runs) > 1:
                 ens = ensembles(runs, labels[v], EnsembleParams().method)
                 rows[c].append({"fold": k, "seed": "ensemble", **ens})
@@ -177,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(console: Console, rows: dict[str, list[dict]]) -> None:
     table = Table(title="held-out singers: test accuracy (log-loss), mean ± spread over folds")
-    for col in ("configuration", "what", "per fold", "accuracy", "log-loss"):
+    for col in ("configuration", "what", "per fold", "accuracy", "log-loss", "1 voice as several"):
         table.add_column(col)
     for c, entries in rows.items():
         what = sorted({w for e in entries for w, s in e.items() if isinstance(s, dict)}, key=_order)

@@ -107,6 +107,7 @@ def test_kit_train_groups_validation_by_a_manifest_column(tmp_path, monkeypatch)
     assert "-grouped-" in meta["split_id"] and meta["split"]["groups"] == "manifest.csv:singers"
     straddle = [i for i in set(range(90)) - set(val) if names(groups, [i]) & names(groups, val)]
     assert meta["left_out"] == [len(straddle)] and all(names(groups, [i]) - names(groups, val) for i in straddle)
+    assert f"left out (per fold: {len(straddle)})" in " ".join(result.output.split())
     kfold = runner.invoke(app, [*args, "--folds", "3", "--name", "k"])
     assert kfold.exit_code == 0, kfold.output
     run = tmp_path / "artifacts" / "runs" / "k"

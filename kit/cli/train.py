@@ -144,6 +144,12 @@ def render_run(run) -> None:
         console.print(
             f"test predictions from the refit: {m['refit']['epochs']} epochs on all {m['refit']['clips']} train clips"
         )
+    if m.get("left_out"):
+        console.print(
+            f"grouped by {m['split'].get('groups') or 'the store groups'}: clips whose members straddle the split"
+            f" left out (per fold: {', '.join(map(str, m['left_out']))})",
+            highlight=False,
+        )
     if "voice" in m:
         v = m["voice"]
         console.print(
