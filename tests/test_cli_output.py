@@ -36,7 +36,7 @@ def test_registry_and_ensemble_print_json_on_stdout(tmp_path, monkeypatch):
     built = runner.invoke(app, ["ensemble", "--json", "--name", "both", "--top", "2"])
     assert built.exit_code == 0, built.output
     manifest = json.loads(built.stdout)
-    assert manifest["method"] == "mean" and [m["run"] for m in manifest["members"]] == ["r0", "r1"]
+    assert manifest["method"] == "hillclimb" and [m["run"] for m in manifest["members"]] == ["r0", "r1"]
     assert manifest["csv"].endswith("submissions/both.csv") and "accuracy" in manifest["estimate"]
     written = json.loads((tmp_path / "submissions" / "both.json").read_text())
     assert {k: v for k, v in manifest.items() if k not in ("csv", "manifest")} == written  # csv_sha256 included

@@ -258,3 +258,22 @@ def test_stack_with_a_class_in_a_single_group_falls_back_to_a_fixed_c():
         warnings.simplefilter("error")
         fitted = fit_stack(P, y, 0, groups)
     assert fitted.details == {"C": FALLBACK_C} and fitted.predict(P).shape == (60, 3)
+
+
+def test_the_default_method_does_not_lose_to_its_best_member_where_the_mean_does():
+    """One good member and two confidently wrong ones: their mean is worse than the good one alone;
+    the default method (hill climbing from the best member) keeps it, in-sample and out of fold."""
+    from kit.params import EnsembleParams
+
+    rng = np.random.default_rng(3)
+    y, y_test = rng.integers(0, K, 600), rng.integers(0, K, 300)
+    sure = lambda n: _softmax(3 * rng.normal(size=(n, K)))  # noqa: E731  (knows nothing, says it loudly)
+    val, test = [_calibrated(y, rng), sure(600), sure(600)], [_calibrated(y_test, rng), sure(300), sure(300)]
+    method = EnsembleParams().method
+    assert method == "hillclimb"
+    best = scores(val[0], y)
+    mean, chosen = combine("mean", val, y, test), combine(method, val, y, test)
+    assert mean.estimate["accuracy"] < best["accuracy"] and mean.estimate["log_loss"] > best["log_loss"]
+    assert chosen.in_sample["log_loss"] <= best["log_loss"] and chosen.weights[0] >= 0.5
+    assert chosen.estimate["accuracy"] >= best["accuracy"] - 0.01  # out of fold: at most a few clips apart
+    assert scores(chosen.test_probs, y_test)["accuracy"] >= scores(mean.test_probs, y_test)["accuracy"]

@@ -52,7 +52,10 @@ def test_no_singer_is_heard_on_both_sides_and_straddling_duets_are_left_out(kind
         index = split.val_index()
         assert len(index) == len(set(index)) == sum(len(v) for _, v in split.folds) < 120
     assert make_split(labels, p, groups).id == split.id  # deterministic
-    assert make_split(labels, SplitParams(**{**p.__dict__, "seed": 1}), groups).folds[0][1].tolist() != split.folds[0][1].tolist()
+    assert (
+        make_split(labels, SplitParams(**{**p.__dict__, "seed": 1}), groups).folds[0][1].tolist()
+        != split.folds[0][1].tolist()
+    )
 
 
 def test_fewer_singers_than_folds_is_one_line():

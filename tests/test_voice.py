@@ -217,7 +217,11 @@ def test_auto_weight_is_chosen_on_validation_recorded_and_shown(voiced):
     parts = np.load(run / "voice_parts.npz")
     blended = (1 - v["weight"]) * parts["network_val"] + v["weight"] * parts["head_val"]
     assert np.allclose(np.load(run / "val_probs.npy"), blended, atol=1e-6)
-    assert np.allclose(np.load(run / "test_probs.npy"), (1 - v["weight"]) * parts["network_test"] + v["weight"] * parts["head_test"], atol=1e-6)
+    assert np.allclose(
+        np.load(run / "test_probs.npy"),
+        (1 - v["weight"]) * parts["network_test"] + v["weight"] * parts["head_test"],
+        atol=1e-6,
+    )
     assert f"auto" in result.output and "voice head" in result.output
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert f"{v['weight']:g} (auto)" in listing.output

@@ -301,7 +301,9 @@ class TrainParams:
 @dataclass(frozen=True)
 class EnsembleParams:
     method: Literal["mean", "weighted", "hillclimb", "stack"] = param(
-        "mean", "How runs are combined (stack: a meta-learner on their predictions).", flag="--method"
+        "hillclimb",
+        "How runs are combined (hillclimb: from the best run, members added while they help).",
+        flag="--method",
     )
     top: int = param(5, "Best comparable runs to combine.", ge=1, flag="--top")
     metric: Literal["accuracy", "macro_f1", "log_loss"] = param("accuracy", "Ranks the candidates.")
