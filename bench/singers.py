@@ -201,10 +201,11 @@ def report(console: Console, rows: dict[str, list[dict]]) -> None:
         for w in what:
             got = [e[w] for e in entries if w in e]
             per_fold = " ".join(f"{g['accuracy']:.3f}" for g in got)
-            table.add_row(c, w, per_fold, summary([g["accuracy"] for g in got]), summary([g["log_loss"] for g in got]))
+            cells = [summary([g[m] for g in got]) for m in ("accuracy", "log_loss", "one_as_several")]
+            table.add_row(c, w, per_fold, *cells)
         weights = [e["weight"] for e in entries if "weight" in e]
         if weights:
-            table.add_row(c, "voice weight", " ".join(f"{w:g}" for w in weights), "", "")
+            table.add_row(c, "voice weight", " ".join(f"{w:g}" for w in weights), "", "", "")
     console.print(table)
 
 

@@ -50,7 +50,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         geometric=p.geometric,
         n_init=p.n_init,
         bagging=p.bagging,
-        cv_folds=p.cv_folds,
+        cv_folds=_cv_folds(p.cv_folds, y, groups),
         seed=0,
         groups=groups,
     )
@@ -81,6 +81,14 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         Path(p.out) / f"{name}.csv", store.ids("test"), result.test_probs.argmax(1), manifest=manifest
     )
     return Built(members, result, csv, json.loads(csv.with_suffix(".json").read_text()))
+
+
+def _cv_folds(asked: int, y: np.ndarray, groups: np.ndarray | None) -> int:
+    """ensemble.cv_folds, lowered to the rarest class's validation rows (and the groups) so that a
+    small validation set still gets an out-of-fold estimate (the manifest's details say how many)."""
+    counts = np.bincount(y)
+    most = min(asked, int(counts[counts > 0].min()), *([len(np.unique(groups))] if groups is not None else []))
+    return max(2, most)  # below 2, combine() says why no estimate can be made
 
 
 def _store(ref: registry.Run, train: TrainParams) -> FeatureStore:
