@@ -222,7 +222,7 @@ def test_auto_weight_is_chosen_on_validation_recorded_and_shown(voiced):
         (1 - v["weight"]) * parts["network_test"] + v["weight"] * parts["head_test"],
         atol=1e-6,
     )
-    assert f"auto" in result.output and "voice head" in result.output
+    assert f"({1 - v['weight']:g} : {v['weight']:g}, auto)" in " ".join(result.output.split())
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert f"{v['weight']:g} (auto)" in listing.output
 
