@@ -111,6 +111,7 @@ def test_kit_train_groups_validation_by_a_manifest_column(tmp_path, monkeypatch)
     straddle = [i for i in set(range(90)) - set(val) if names(groups, [i]) & names(groups, val)]
     assert meta["left_out"] == [len(straddle)] and all(names(groups, [i]) - names(groups, val) for i in straddle)
     assert f"left out (per fold: {len(straddle)})" in " ".join(result.output.split())
+    assert "warning: the validation clips hold no class" not in result.output
     kfold = runner.invoke(app, [*args, "--folds", "3", "--name", "k"])
     assert kfold.exit_code == 0, kfold.output
     run = tmp_path / "artifacts" / "runs" / "k"
@@ -119,3 +120,17 @@ def test_kit_train_groups_validation_by_a_manifest_column(tmp_path, monkeypatch)
     tta = runner.invoke(app, ["predict", "k", "--tta", "1"])  # the folds rebuilt from the manifest
     assert tta.exit_code == 0, tta.output
     assert np.allclose(np.load(run.parent / "k-tta1" / "val_probs.npy"), np.load(run / "val_probs.npy"), atol=1e-5)
+
+
+def test_a_grouped_validation_without_some_class_is_pointed_out(tmp_path, monkeypatch):
+    """Six singers who each sing one class: a third of them holds at most two of the three classes."""
+    monkeypatch.chdir(tmp_path)
+    store = tiny_store(tmp_path / "data" / "features", n=90)
+    labels = json.loads((store / "meta.json").read_text())["splits"]["train"]["labels"]
+    values = [f"s{y}-{i % 2}" for i, y in enumerate(labels)]
+    _manifest(tmp_path / "manifest.csv", [str(i) for i in range(90)], values=values)
+    args = ["train", "cnn4", *FAST, "--groups", "manifest.csv:singers", "--holdout", "0.333", "--voice-weight", "0"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "warning: the validation clips hold no class" in " ".join(result.output.split())
+    assert "with few groups use --folds K" in " ".join(result.output.split())

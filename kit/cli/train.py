@@ -144,6 +144,14 @@ def render_run(run) -> None:
         console.print(
             f"test predictions from the refit: {m['refit']['epochs']} epochs on all {m['refit']['clips']} train clips"
         )
+    absent = [str(c) for c, row in zip(m["classes"], m["confusion"]) if sum(row) == 0]
+    if absent:
+        console.print(
+            f"warning: the validation clips hold no class {', '.join(absent)}: the scores and what was chosen on them"
+            " (best epoch, voice weight) cannot see it; with few groups use --folds K",
+            style="yellow",
+            highlight=False,
+        )
     if m.get("left_out"):
         console.print(
             f"grouped by {m['split'].get('groups') or 'the store groups'}: clips whose members straddle the split"
