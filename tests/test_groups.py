@@ -134,3 +134,18 @@ def test_a_grouped_validation_without_some_class_is_pointed_out(tmp_path, monkey
     assert result.exit_code == 0, result.output
     assert "warning: the validation clips hold no class" in " ".join(result.output.split())
     assert "with few groups use --folds K" in " ".join(result.output.split())
+
+
+def test_a_subset_store_re_splits_train_clips_without_extracting_again(tmp_path):
+    from kit.features.store import FeatureStore, subset
+
+    full = FeatureStore.open(tiny_store(tmp_path / "full", n=30, voice=True, groups=True))
+    part = subset(full, tmp_path / "part", {"train": np.arange(0, 20), "test": np.arange(20, 30)})
+    assert np.array_equal(part.array("train"), full.array("train")[:20])
+    assert np.array_equal(part.voice("test"), full.voice("train")[20:])
+    assert part.ids("test") == full.ids("train")[20:] and part.labels("test") is None  # unlabelled, as a contest's
+    assert part.labels("train").tolist() == full.labels("train")[:20].tolist()
+    assert part.meta["splits"]["train"]["groups"] == full.meta["splits"]["train"]["groups"][:20]
+    assert part.feature_hash != full.feature_hash and part.meta["subset_of"] == full.feature_hash
+    other = subset(full, tmp_path / "other", {"train": np.arange(10, 30), "test": np.arange(0, 10)})
+    assert other.feature_hash != part.feature_hash  # runs on two re-splits never compare
