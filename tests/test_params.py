@@ -232,3 +232,9 @@ def test_each_dvc_stage_depends_on_the_keys_its_command_reads():
             for part in key.split("."):
                 assert isinstance(node, dict) and part in node, f"params.yaml lacks {key} ({name} stage)"
                 node = node[part]
+
+
+def test_a_value_of_neither_type_names_both(project):
+    bad = runner.invoke(app, ["train", "cnn4", "--voice-weight", "loud"])
+    assert bad.exit_code == 2
+    assert "--voice-weight (train.voice.weight): expected a number or one of auto, got 'loud'" in bad.output

@@ -83,13 +83,13 @@ def _typed(tp: Any, value: Any, file: str, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        expected = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _typed(arg, value, file, key)
-            except ParamError as exc:
-                errors.append(exc)
-        raise errors[0]
+            except ParamError as exc:  # "file: key: expected X, got V": say every X
+                expected.append(str(exc).rsplit(": expected ", 1)[-1].rsplit(", got ", 1)[0])
+        raise ParamError(f"{file}: {key}: expected {' or '.join(expected)}, got {value!r}")
     if origin is dict:
         _, item = typing.get_args(tp)
         if not isinstance(value, dict):
