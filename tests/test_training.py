@@ -151,7 +151,8 @@ def test_grouped_split_keeps_groups_apart(tmp_path):
 
 def test_ctrl_c_says_which_checkpoint_is_kept_and_the_same_command_resumes(tmp_path):
     tiny_store(tmp_path / "data" / "features", n=120)
-    args = ["train", "cnn4", "--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG]
+    # 40 epochs of ~0.1 s: the interrupt lands mid-training even when a busy machine delays this process
+    args = ["train", "cnn4", "--epochs", "40", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG]
     proc = _kit(*args, cwd=tmp_path)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "artifacts" / "work").glob("*/fold0/state.json")):
