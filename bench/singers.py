@@ -34,10 +34,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-CONFIGS = {  # name -> -S overrides of the shipped train section; "{groups}" is the manifest's singers column
+# name -> -S overrides of the shipped train section; "{groups}" is the manifest's singers column. The voice
+# head needs no configuration of its own: its weights are re-checked from every run's voice_parts.npz.
+CONFIGS = {
     "default": [],
     "grouped-val": ["train.split.grouped=true", "train.split.groups={groups}"],
-    "no-voice": ["train.voice.weight=0"],
     "epochs-24": ["train.epochs=24"],
     "epochs-48": ["train.epochs=48"],
     "no-mixup": ["train.augment.mixup_alpha=0"],
