@@ -153,7 +153,9 @@ def test_ctrl_c_says_which_checkpoint_is_kept_and_the_same_command_resumes(tmp_p
     tiny_store(tmp_path / "data" / "features", n=120)
     # 40 epochs of ~0.1 s: the interrupt lands mid-training even when a busy machine delays this process
     args = ["train", "cnn4", "--epochs", "40", "--batch-size", "16", "--lr", "0.01", "--name", "r", *NO_LOG_AUG]
-    proc = _kit(*args, cwd=tmp_path)
+    # a shell's background job starts with SIGINT ignored, and Python then never turns it into
+    # KeyboardInterrupt: give the child the default disposition, as a terminal's foreground job has
+    proc = _kit(*args, cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "artifacts" / "work").glob("*/fold0/state.json")):
         time.sleep(0.05)
