@@ -115,11 +115,10 @@ def run_scores(run, y: np.ndarray, tta: int, fold_store: Path) -> dict[str, dict
     return out
 
 
-def ensembles(runs: list, y: np.ndarray, method: str) -> dict[str, dict]:
+def ensembles(runs: list, val_y: np.ndarray, y: np.ndarray, method: str) -> dict[str, dict]:
     """The fold's runs of one configuration combined: the shipped method, mean, best by validation."""
     from kit.ensemble.methods import combine
 
-    val_y = runs[0].meta["val_labels"]
     val = [np.load(r.path / "val_probs.npy") for r in runs]
     test = [np.load(r.path / "test_probs.npy") for r in runs]
     best = max(range(len(runs)), key=lambda i: runs[i].meta["metrics"]["accuracy"])
@@ -177,14 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds:
                 console.print(f"fold {k}: {c}, seed {seed} …")
                 run = train_one(fold_store.resolve(), (args.work / "runs").resolve(), CONFIGS[c], seed, groups_spec)
-                run.meta["val_labels"] = FeatureStore.open(fold_store).labels("train")[
-                    np.load(run.path / "val_index.npy")
-                ]
                 runs.append(run)
                 scores = run_scores(run, labels[v], args.tta, fold_store)
                 rows[c].append({"fold": k, "seed": seed, "run": run.id, **scores})
             if len(runs) > 1:
-                ens = ensembles(runs, labels[v], EnsembleParams().method)
+                val_y = FeatureStore.open(fold_store).labels("train")[np.load(runs[0].path / "val_index.npy")]
+                ens = ensembles(runs, val_y, labels[v], EnsembleParams().method)
                 rows[c].append({"fold": k, "seed": "ensemble", **ens})
     report(console, rows)
     if args.report:

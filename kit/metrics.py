@@ -17,8 +17,13 @@ def scores(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": float((pred == labels).mean()),
         "macro_f1": float(f1_score(labels, pred, average="macro")),
-        "log_loss": float(-np.log(np.clip(picked, 1e-15, 1)).mean()),
+        "log_loss": log_loss_of(picked),
     }
+
+
+def log_loss_of(picked: np.ndarray) -> float:
+    """Log-loss from each row's probability of its true class."""
+    return float(-np.log(np.clip(picked, 1e-15, 1)).mean())
 
 
 def confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

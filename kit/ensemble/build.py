@@ -17,7 +17,7 @@ from kit.features.store import FeatureStore
 from kit.metrics import HIGHER_IS_BETTER
 from kit.params import EnsembleParams, SplitParams, TrainParams
 from kit.registry import runs as registry
-from kit.training.splits import group_codes, split_groups
+from kit.training.splits import group_codes, store_groups
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
     ref = members.runs[0]
     store = _store(ref, train)
     y = store.labels("train")[members.val_index]
-    groups = split_groups(
-        SplitParams(**ref.meta["split"]), store.ids("train"), store.meta["splits"]["train"].get("groups")
-    )
+    groups = store_groups(SplitParams(**ref.meta["split"]), store)
     if groups is not None:  # a song- or singer-grouped split: the ensemble's CV keeps them whole too
         groups = group_codes(np.asarray(groups, dtype=str))[members.val_index]
     result = combine(

@@ -101,10 +101,10 @@ def _fold_rows(run: registry.Run, store: FeatureStore, n_models: int) -> list[tu
         idx = np.load(run.path / "val_index.npy")
         return [(idx, np.arange(len(idx)))]
     from kit.params import SplitParams
-    from kit.training.splits import make_split, split_groups
+    from kit.training.splits import make_split, store_groups
 
     split_params = SplitParams(**run.meta["split"])
-    groups = split_groups(split_params, store.ids("train"), store.meta["splits"]["train"].get("groups"))
+    groups = store_groups(split_params, store)
     split = make_split(store.labels("train"), split_params, groups)
     if split.id != run.meta["split_id"]:
         raise KitError(

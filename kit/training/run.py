@@ -29,7 +29,7 @@ from kit.params.load import check_name
 from kit.registry import runs as registry
 from kit.training import augment, record, voice_fit, work
 from kit.training.fold import Fold, FoldResult
-from kit.training.splits import Split, make_split, split_groups
+from kit.training.splits import Split, make_split, store_groups
 from kit.training.step import steps_per_epoch
 
 Replace = Literal["never", "stale", "always"]  # what becomes of a run already under the id
@@ -108,9 +108,7 @@ def make_plan(p: TrainParams, name: str | None, replace: Replace = "never") -> P
     store = FeatureStore.open(p.features)
     p = _refit_as_applied(p, "test" in store.splits)
     labels = store.labels("train")
-    split = make_split(
-        labels, p.split, split_groups(p.split, store.ids("train"), store.meta["splits"]["train"].get("groups"))
-    )
+    split = make_split(labels, p.split, store_groups(p.split, store))
     members = [dataclasses.replace(p, seed=p.seed + g) for g in range(p.pack)]
     pack_seeds = [m.seed for m in members] if p.pack > 1 else None
     keys = [run_key(m, store.feature_hash, split.id, pack_seeds) for m in members]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.errors import KitError
+from kit.features.store import FeatureStore
 from kit.params import SplitParams
 
 MEMBERS = re.compile(r"[+|]")  # joins the members of one clip's group: "leon+amy", "amy_3|leon_2"
@@ -71,6 +72,11 @@ def split_groups(p: SplitParams, ids: list[str], stored: list | None) -> list | 
             f"train.split.groups: {path} has no row for {len(missing)} train clip(s) (first: id {missing[0]})"
         )
     return [by_id[i] for i in ids]
+
+
+def store_groups(p: SplitParams, store: FeatureStore) -> list | None:
+    """split_groups for a feature store's train clips (its own groups: data.groups, a manifest's)."""
+    return split_groups(p, store.ids("train"), store.meta["splits"]["train"].get("groups"))
 
 
 def make_split(labels: np.ndarray, p: SplitParams, groups: list | None = None) -> Split:

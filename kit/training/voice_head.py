@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from kit.metrics import log_loss_of
+
 C_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 FALLBACK_C = 1e-3  # when the training clips are too few to cross-validate (a class with < 2 clips)
 INNER_FOLDS = 5
@@ -83,8 +85,7 @@ def choose_weight(network: np.ndarray, voice: np.ndarray, y: np.ndarray) -> tupl
     rows = np.arange(len(y))
     losses = {}
     for w in WEIGHTS:
-        picked = (1 - w) * network[rows, y] + w * voice[rows, y]
-        losses[f"{w:g}"] = float(-np.log(np.clip(picked, 1e-15, 1)).mean())
+        losses[f"{w:g}"] = log_loss_of((1 - w) * network[rows, y] + w * voice[rows, y])
     best = min(WEIGHTS, key=lambda w: (round(losses[f"{w:g}"], 9), w))
     return float(best), losses
 
