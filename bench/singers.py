@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", type=Path, default=Path("data/features"), help="song4-dev's feature store")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--configs", default="default", help=f"comma-separated, of: {', '.join(CONFIGS)}")
+    ap.add_argument("--configs", default="default", help=f"comma-separated, of: {', '.join(CONFIGS)}; a+b applies both")
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
     ap.add_argument("--work", type=Path, default=Path("bench-out/singers"))
     ap.add_argument("--tta", type=int, default=0, help="also score each run's `kit predict --tta N` copy")
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return 0
     configs = args.configs.split(",")
-    unknown = [c for c in configs if c not in CONFIGS]
+    unknown = [part for c in configs for part in c.split("+") if part not in CONFIGS]
     if unknown:
         ap.error(f"unknown configuration {unknown[0]} (known: {', '.join(CONFIGS)})")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -171,11 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         fold_store = args.work / f"store-fold{k}"
         if not (fold_store / "meta.json").exists():
             subset(store, fold_store, {"train": t, "test": v})
-        for c in configs:
+    for c in configs:  # a configuration's folds one after another: an interrupted bench has whole rows
+        overrides = [o for part in c.split("+") for o in CONFIGS[part]]
+        for k, (_, v) in enumerate(split.folds):
+            fold_store = args.work / f"store-fold{k}"
             runs = []
             for seed in seeds:
                 console.print(f"fold {k}: {c}, seed {seed} …")
-                run = train_one(fold_store.resolve(), (args.work / "runs").resolve(), CONFIGS[c], seed, groups_spec)
+                run = train_one(fold_store.resolve(), (args.work / "runs").resolve(), overrides, seed, groups_spec)
                 runs.append(run)
                 scores = run_scores(run, labels[v], args.tta, fold_store)
                 rows[c].append({"fold": k, "seed": seed, "run": run.id, **scores})
