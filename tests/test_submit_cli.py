@@ -41,6 +41,17 @@ def test_check_and_score(project):
     assert scored.exit_code == 0 and "accuracy 0.7500" in scored.output
 
 
+def test_check_of_a_huge_wrong_file_is_one_screen(project):
+    rows = "".join(f"x{i},{i % 4}\n" for i in range(200_000))
+    (project / "huge.csv").write_text("id,category\n" + rows)
+    bad = runner.invoke(app, ["submission", "check", "huge.csv"], env={"COLUMNS": "200"})
+    lines = bad.output.splitlines()
+    assert bad.exit_code == 1 and len(lines) == 23, lines[-5:]  # 20 rows, missing ids, "... and N more", total
+    assert lines[0] == "problem: huge.csv line 2: id 'x0' is not a test id"
+    assert "4 of 4 test ids missing" in lines[20] and lines[21] == "problem: ... and 199,980 more"
+    assert lines[22] == "200,001 problem(s) in huge.csv"
+
+
 @pytest.mark.xdist_group("kaggle")
 def test_submit_then_submissions_shows_the_score(project, kaggle_server):
     kaggle_server.add_competition(SLUG, b"")

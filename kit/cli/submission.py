@@ -32,8 +32,10 @@ def check(file: Annotated[Path, typer.Argument(help="Submission CSV.")], data: D
     found = check_for_dataset(file, *_data(data))
     for problem in found.problems:
         console.print(f"[red]problem:[/] {problem}", highlight=False)
+    if found.problems.more():
+        console.print(f"[red]problem:[/] ... and {found.problems.more():,} more", highlight=False)
     if found.problems:
-        console.print(f"[bold red]{len(found.problems)} problem(s) in {file}[/]")
+        console.print(f"[bold red]{found.problems.total:,} problem(s) in {file}[/]")
         raise typer.Exit(1)
     k = found.num_classes
     console.print(f"[green]✓[/] {file} is a valid submission ({len(found.test_ids)} test ids, labels 0..{k - 1})")

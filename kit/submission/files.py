@@ -54,11 +54,34 @@ def _plain(obj):
     raise TypeError(f"manifest value {obj!r} is not JSON-serializable")
 
 
+class Problems(list):
+    """The first `LIMIT` problems found (a list of one-line messages); `total` counts them all.
+
+    A 3-million-row file of foreign ids is checked in seconds and reported in a screenful.
+    """
+
+    LIMIT = 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def append(self, problem: str, *, keep: bool = False) -> None:
+        """Count `problem`; keep it while fewer than LIMIT are kept, or always with `keep`."""
+        self.total += 1
+        if keep or len(self) < self.LIMIT:
+            super().append(problem)
+
+    def more(self) -> int:
+        """How many problems were counted but not kept."""
+        return self.total - len(self)
+
+
 @dataclass(frozen=True)
 class Check:
     """What `check_for_dataset` found: the problems ([] = valid) and the test set it checked against."""
 
-    problems: list[str]
+    problems: Problems
     test_ids: list[str]
     num_classes: int
 
@@ -85,39 +108,26 @@ def newest_submission(folder: Path) -> Path:
     return csvs[-1]
 
 
-def check_submission(path: Path, test_ids: list[str], num_classes: int | None) -> list[str]:
-    """Every problem with the submission at `path`, each naming the file and line; [] = valid.
-
-    `num_classes=None` accepts any label ≥ 0.
+def check_submission(path: Path, test_ids: list[str], num_classes: int | None) -> Problems:
+    """The problems with the submission at `path` (the first `Problems.LIMIT`, and their `total`),
+    each naming the file and line; empty = valid. `num_classes=None` accepts any label ≥ 0.
     """
     return _parse(Path(path), test_ids, num_classes)[0]
 
 
-def _parse(path: Path, test_ids: list[str] | None, num_classes: int | None) -> tuple[list[str], dict[str, int]]:
+def _parse(path: Path, test_ids: list[str] | None, num_classes: int | None) -> tuple[Problems, dict[str, int]]:
     """(problems, {id: label} of the good rows). `test_ids=None` accepts any id and reports none missing."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [f"{path}: no such file"], {}
-    except OSError as e:
-        return [f"{path}: cannot read ({e.strerror or e})"], {}
+    problems = Problems()
+    text, unreadable = _text(path)
+    if unreadable:
+        problems.append(unreadable)
+        return problems, {}
     name = path.name
-    if b"\x00" in data:
-        return [f"{name}: binary file, not a CSV (it holds NUL bytes)"], {}
-    data = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        return [f"{name} line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"], {}
-    if not text.strip():
-        return [f"{name}: empty file (expected the header 'id,category', then one row per test clip)"], {}
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines[-1] == "":  # the final newline
         lines.pop()
 
     wanted = None if test_ids is None else set(test_ids)
-    problems: list[str] = []
     if tuple(lines[0].split(",")) != HEADER:
         hint = " (the header line is missing?)" if wanted and lines[0].split(",")[0] in wanted else ""
         problems.append(f"{name} line 1: header must be 'id,category', got {_short(lines[0])!r}{hint}")
@@ -128,7 +138,7 @@ def _parse(path: Path, test_ids: list[str] | None, num_classes: int | None) -> t
         if not line.strip():
             problems.append(f"{where}: blank line")
             continue
-        fields = next(csv.reader([line]))
+        fields = next(csv.reader([line])) if '"' in line else line.split(",")
         key = fields[0].strip()
         if wanted is not None and key not in wanted:
             problems.append(f"{where}: id {key!r} is not a test id")
@@ -155,9 +165,32 @@ def _parse(path: Path, test_ids: list[str] | None, num_classes: int | None) -> t
         if missing:
             more = ", ..." if len(missing) > 5 else ""
             problems.append(
-                f"{name}: {len(missing)} of {len(test_ids)} test ids missing (first: {', '.join(missing[:5])}{more})"
+                f"{name}: {len(missing)} of {len(test_ids)} test ids missing (first: {', '.join(missing[:5])}{more})",
+                keep=True,
             )
     return problems, labels
+
+
+def _text(path: Path) -> tuple[str, str]:
+    """(the file's text with a UTF-8 BOM dropped, "") or ("", why it has none)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "", f"{path}: no such file"
+    except OSError as e:
+        return "", f"{path}: cannot read ({e.strerror or e})"
+    name = path.name
+    if b"\x00" in data:
+        return "", f"{name}: binary file, not a CSV (it holds NUL bytes)"
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        return "", f"{name} line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
+    if not text.strip():
+        return "", f"{name}: empty file (expected the header 'id,category', then one row per test clip)"
+    return text, ""
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -192,8 +225,8 @@ def score_submission(path: Path, answers: Path, *, num_classes: int | None = Non
     }
 
 
-def _more(problems: list[str]) -> str:
-    return f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+def _more(problems: Problems) -> str:
+    return f" (and {problems.total - 1:,} more problems)" if problems.total > 1 else ""
 
 
 def _read_answers(path: Path) -> dict[str, int]:

@@ -36,7 +36,7 @@ def submit(path: Path, message: str, competition: str, *, test_ids: list[str], n
     path = Path(path)
     problems = check_submission(path, test_ids, num_classes)
     if problems:
-        count = f"{len(problems)} problems, first" if len(problems) > 1 else "1 problem"
+        count = f"{problems.total:,} problems, first" if problems.total > 1 else "1 problem"
         raise KitError(f"not submitting {path} ({count}): {problems[0]}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     record = ledger_mod.start_attempt(
