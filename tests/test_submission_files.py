@@ -53,6 +53,33 @@ def test_write_keeps_given_order_and_replaces(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text())["method"] == "x"
 
 
+def test_a_write_cut_between_its_two_files_is_never_taken_for_a_submission(tmp_path, monkeypatch):
+    import kit.submission.files as files
+
+    calls = []
+
+    def killed_after_one_file(path, data):  # the process dies between the two files' renames
+        calls.append(path)
+        if len(calls) % 2 == 0:
+            raise SystemExit(137)
+        real_write(path, data)
+
+    real_write = files.atomic_write
+    old = write_submission(tmp_path / "old.csv", IDS, np.zeros(6, dtype=int), manifest={"method": "mean"})
+    monkeypatch.setattr(files, "atomic_write", killed_after_one_file)
+    with pytest.raises(SystemExit):  # a first write cut short: a manifest, no CSV
+        write_submission(tmp_path / "new.csv", IDS, np.ones(6, dtype=int), manifest={"method": "x"})
+    assert not (tmp_path / "new.csv").exists() and files.newest_submission(tmp_path) == old
+    with pytest.raises(SystemExit):  # a rewrite cut short: the old CSV beside the new manifest
+        write_submission(old, IDS, np.ones(6, dtype=int), manifest={"method": "x"})
+    assert files.manifest_of(old) is None and old.read_text().splitlines()[1] == "0,0"
+    with pytest.raises(KitError, match=r"no submission in .* \(old.csv: beside a manifest of other bytes"):
+        files.newest_submission(tmp_path)
+    monkeypatch.setattr(files, "atomic_write", real_write)
+    write_submission(old, IDS, np.ones(6, dtype=int), manifest={"method": "x"})  # the rerun
+    assert files.newest_submission(tmp_path) == old and files.manifest_of(old)["method"] == "x"
+
+
 def test_write_refuses_mismatched_labels(tmp_path):
     with pytest.raises(ValueError):
         write_submission(tmp_path / "sub.csv", IDS, np.zeros(5, dtype=int), manifest={})

@@ -30,7 +30,8 @@ def write_submission(path: Path, ids: list[str], labels: np.ndarray, *, manifest
     """Write `path` (`id,category`, rows in the order of `ids`) and its manifest `path.with_suffix('.json')`.
 
     The manifest is `manifest` plus `csv_sha256`, the hash of the CSV bytes. Each file is written
-    under a temp name and renamed into place.
+    under a temp name and renamed into place, the manifest first: a write cut short leaves the old
+    pair, a manifest alone, or a CSV its manifest does not describe (`newest_submission` skips it).
     """
     path = Path(path)
     labels = np.asarray(labels)
@@ -42,9 +43,24 @@ def write_submission(path: Path, ids: list[str], labels: np.ndarray, *, manifest
     writer.writerows(zip(ids, labels.tolist()))
     data = buf.getvalue().encode()
     meta = {**manifest, "csv_sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write(path, data)
     atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2, default=_plain) + "\n").encode())
+    atomic_write(path, data)
     return path
+
+
+def manifest_of(path: Path, digest: str | None = None) -> dict | None:
+    """The manifest `write_submission` wrote beside the CSV at `path`, if it describes these CSV bytes
+    (sha256 `digest`, computed when not given); None when there is none or it describes other bytes:
+    a write cut short between the two files, or a CSV edited by hand."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.exists():
+        return None
+    try:
+        manifest = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise KitError(f"{sidecar}: manifest is not valid JSON ({e}); rewrite the submission") from None
+    digest = digest or hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return manifest if isinstance(manifest, dict) and manifest.get("csv_sha256") == digest else None
 
 
 def _plain(obj):
@@ -101,11 +117,16 @@ def check_for_dataset(path: Path, data: Path, num_classes: int | None = None) ->
 
 
 def newest_submission(folder: Path) -> Path:
-    """The most recently written CSV in `folder`; KitError when there is none."""
-    csvs = sorted(Path(folder).glob("*.csv"), key=lambda p: p.stat().st_mtime)
-    if not csvs:
-        raise KitError(f"no submission in {folder}/: make one with `kit ensemble`, or pass FILE")
-    return csvs[-1]
+    """The most recently written CSV in `folder` that is whole: one `kit ensemble` wrote with its
+    manifest, or one without a manifest (a user's). KitError when there is none."""
+    cut = []
+    for csv_path in sorted(Path(folder).glob("*.csv"), key=lambda p: p.stat().st_mtime, reverse=True):
+        if csv_path.with_suffix(".json").exists() and manifest_of(csv_path) is None:
+            cut.append(csv_path.name)  # its manifest describes other bytes: a write cut short (or an edit)
+            continue
+        return csv_path
+    skipped = f" ({', '.join(cut)}: beside a manifest of other bytes, cut short or edited)" if cut else ""
+    raise KitError(f"no submission in {folder}/{skipped}: make one with `kit ensemble`, or pass FILE")
 
 
 def check_submission(path: Path, test_ids: list[str], num_classes: int | None) -> Problems:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from kit.errors import KitError
 from kit.kaggle_client import kaggle_api, kaggle_errors, one_line
 from kit.submission import ledger as ledger_mod
-from kit.submission.files import check_submission, read_test_ids
+from kit.submission.files import check_submission, manifest_of, read_test_ids
 
 PAGE_SIZE = 100
 CLOCK_SLACK = timedelta(minutes=10)  # a Kaggle submission dated this much before its attempt still matches
@@ -43,7 +42,7 @@ def submit(path: Path, message: str, competition: str, *, test_ids: list[str], n
         ledger,
         file=path,
         csv_sha256=digest,
-        manifest=_manifest(path, digest),
+        manifest=manifest_of(path, digest),
         competition=competition,
         message=message,
     )
@@ -69,18 +68,6 @@ def submit_for_dataset(
     """`submit`, checked against the test clips of the dataset at `data`."""
     ids, k = read_test_ids(data, num_classes)
     return submit(path, message, competition, test_ids=ids, num_classes=k, ledger=ledger)
-
-
-def _manifest(path: Path, digest: str) -> dict | None:
-    """The CSV's manifest (written by `write_submission`), if it still describes this CSV (by sha256)."""
-    sidecar = path.with_suffix(".json")
-    if not sidecar.exists():
-        return None
-    try:
-        manifest = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KitError(f"{sidecar}: manifest is not valid JSON ({e}); rewrite the submission") from None
-    return manifest if isinstance(manifest, dict) and manifest.get("csv_sha256") == digest else None
 
 
 def attempts(ledger: Path, competition: str | None = None, *, wait: float = 0) -> list[dict]:
