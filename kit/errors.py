@@ -19,6 +19,13 @@ class Interrupted(KitError):
     exit_code = 130
 
 
+class InputError(KitError):
+    """Input a command refuses before any work (a dataset with problems, a file that is not UTF-8):
+    a usage error, like a bad option."""
+
+    exit_code = 2
+
+
 class ParamError(KitError):
     """A parameter (params.yaml, -S, a flag) of the wrong name, type or range, or two that contradict."""
 

@@ -91,7 +91,7 @@ def test_groups_from_a_manifest_column_match_train_rows_by_id_and_refuse_bad_inp
     with pytest.raises(KitError, match=r"has no row for 1 train clip\(s\) \(first: id 10\)"):
         split_groups(p, [*ids, "10"], None)
     (tmp_path / "latin.csv").write_bytes("id,singers\n0,Jos\xe9\n".encode("latin-1"))
-    with pytest.raises(KitError, match="latin.csv: not UTF-8 text"):
+    with pytest.raises(KitError, match="latin.csv line 2: not UTF-8 text"):
         split_groups(SplitParams(grouped=True, groups=f"{tmp_path}/latin.csv:singers"), ["0"], None)
 
 

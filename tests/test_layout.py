@@ -117,6 +117,63 @@ def test_manifest_problems(tmp_path):
         load_dataset(tmp_path / "m.csv")
 
 
+@pytest.mark.parametrize("where", ["train_mp3s/6.mp3", "images", "manifest"])
+def test_a_dangling_symlink_among_the_clips_is_a_named_problem(tmp_path, where):
+    if where == "images":
+        (tmp_path / "train" / "a").mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "train" / "a" / "0.png")
+        (tmp_path / "train" / "a" / "1.png").symlink_to(tmp_path / "gone.png")
+        expected, root = f"train/a/1.png: a symbolic link to {tmp_path}/gone.png", tmp_path
+    elif where == "manifest":
+        write_clip(tmp_path / "a.wav")
+        (tmp_path / "b.wav").symlink_to(tmp_path / "gone.wav")
+        (tmp_path / "m.csv").write_text("path,label\na.wav,0\nb.wav,1\n")
+        expected, root = f"m.csv line 3: b.wav: a symbolic link to {tmp_path}/gone.wav", tmp_path / "m.csv"
+    else:
+        root = contest(tmp_path)
+        (root / where).symlink_to(tmp_path / "gone.mp3")
+        expected = f"{where}: a symbolic link to {tmp_path}/gone.mp3"
+    ds = load_dataset(root, num_classes=None)
+    assert f"{expected}, which does not exist" in ds.problems
+    with pytest.raises(KitError, match="symbolic link to .*, which does not exist") as refused:
+        ds.require_clean()
+    assert refused.value.exit_code == 2
+
+
+def test_kit_features_refuses_a_dangling_symlink_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kit.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    root = contest(tmp_path / "data")
+    (root / "train_mp3s" / "2.mp3").unlink()
+    (root / "train_mp3s" / "2.mp3").symlink_to(tmp_path / "gone.mp3")
+    result = CliRunner().invoke(app, ["features", "--data", "data", "--no-voice"], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and not (tmp_path / "data" / "features").exists()
+    assert result.output.startswith(f"error: data: train_mp3s/2.mp3: a symbolic link to {tmp_path}/gone.mp3, which")
+    assert len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["manifest.csv", "train_label.txt", "sample_submission.csv", "groups.csv"])
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path, name):
+    root = contest(tmp_path / "data")
+    groups = None
+    if name == "manifest.csv":
+        write_clip(tmp_path / "m" / "a.wav")
+        root = tmp_path / "m"
+        (root / name).write_bytes("path,label\na.wav,0\n# caf\xe9\n".encode("latin-1"))
+    elif name == "groups.csv":
+        groups = tmp_path / name
+        groups.write_bytes("id,group\n0,a\n1,Jos\xe9\n".encode("latin-1"))
+    else:
+        text = (root / name).read_text().replace("\n", "\n\xe9", 2).replace("\xe9", "", 1)
+        (root / name).write_bytes(text.encode("latin-1"))
+    with pytest.raises(KitError, match=rf"{name} line 3: not UTF-8 text \(byte 0xe9\); save it as UTF-8$") as refused:
+        load_dataset(root, 4, groups)
+    assert refused.value.exit_code == 2
+
+
 def test_image_folders_24_classes(tmp_path):
     rng = np.random.default_rng(0)
     for k in range(24):

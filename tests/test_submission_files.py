@@ -245,7 +245,7 @@ def test_score_perfect(tmp_path):
     [
         ("test_label.txt", "0\n1\ntwo\n3\n0\n1\n", "test_label.txt line 3: label 'two' is not an integer class index"),
         ("test_label.txt", "0\n1\n\n3\n0\n1\n", "test_label.txt line 3: label '' is not an integer class index"),
-        ("test_label.txt", b"\xff\xfe0\x001\x00", "test_label.txt: not UTF-8 text"),
+        ("test_label.txt", b"\xff\xfe0\x001\x00", "test_label.txt line 1: not UTF-8 text"),
         ("test_label.txt", "\n\n", "test_label.txt: no answers in the file"),
         ("answers.csv", "id,label\n0,0\n", "answers file answers.csv line 1: header must be 'id,category'"),
         (

@@ -19,6 +19,8 @@ file and line) so `kit data check` can list them all; later stages refuse a data
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Literal
 
 from kit.data.audio import AUDIO_EXTS
-from kit.errors import KitError
+from kit.errors import InputError, KitError
+from kit.textfile import read_utf8
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "test")
@@ -77,7 +80,7 @@ class Dataset:
         """Refuse a dataset with problems: one line naming the first, and how many more."""
         if self.problems:
             more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-            raise KitError(f"{self.root}: {self.problems[0]}{more}; run `kit data check {self.root}`")
+            raise InputError(f"{self.root}: {self.problems[0]}{more}; run `kit data check {self.root}`")
 
 
 def load_dataset(path: str | Path, num_classes: int | None = None, groups: str | Path | None = None) -> Dataset:
@@ -140,12 +143,11 @@ def _apply_groups(dataset: Dataset, csv_path: Path) -> None:
 
 def _csv_rows(csv_path: Path, required: tuple[str, ...], need: str) -> list[tuple[dict[str, str], int]]:
     """(stripped row, line number) for every data row; a header without `required` -> KitError(`need`)."""
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if any(c not in cols for c in required):
-            raise KitError(f"{csv_path} line 1: {need}; got {cols}")
-        return [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
+    reader = csv.DictReader(io.StringIO(read_utf8(csv_path), newline=""))
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    if any(c not in cols for c in required):
+        raise KitError(f"{csv_path} line 1: {need}; got {cols}")
+    return [({k.strip(): (v or "").strip() for k, v in r.items() if k}, n) for n, r in enumerate(reader, 2)]
 
 
 # --- contest layout ---------------------------------------------------------------------------
@@ -194,6 +196,9 @@ def _id_files(folder: Path, root: Path, problems: list[str]) -> dict[str, Path]:
         if p.name.startswith(".") or p.is_dir():
             continue
         rel = p.relative_to(root)
+        if not p.exists():
+            problems.append(_dangling(p, rel))
+            continue
         if p.suffix.lower() not in AUDIO_EXTS:
             problems.append(f"{rel}: not an audio file ({', '.join(AUDIO_EXTS)})")
             continue
@@ -210,7 +215,7 @@ def _id_files(folder: Path, root: Path, problems: list[str]) -> dict[str, Path]:
 
 def _label_lines(path: Path) -> dict[str, tuple[str, str]]:
     """{clip id: (label text, "file line n")}: line i labels clip i; trailing blank lines ignored."""
-    lines = path.read_text(errors="replace").splitlines()
+    lines = read_utf8(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     return {str(i): (line.strip(), f"{path.name} line {i + 1}") for i, line in enumerate(lines)}
@@ -234,25 +239,24 @@ def _match_submission(root: Path, files: dict[str, Path], folder: Path | None, p
         problems.append("sample_submission.csv is missing")
         return
     seen: Counter[str] = Counter()
-    with sub.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:1]] != ["id"]:
-            problems.append(f"sample_submission.csv line 1: expected header 'id,category', got {header}")
-            return
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            key = row[0].strip()
-            if not re.fullmatch(r"\d+", key):
-                problems.append(f"sample_submission.csv line {lineno}: id {key!r} is not an integer")
-                continue
-            key = str(int(key))
-            seen[key] += 1
-            if seen[key] == 2:
-                problems.append(f"sample_submission.csv line {lineno}: duplicate id {key}")
-            if seen[key] == 1 and key not in files and folder is not None:
-                problems.append(f"{folder.name}/{key}.*: missing (sample_submission.csv line {lineno} lists it)")
+    reader = csv.reader(io.StringIO(read_utf8(sub), newline=""))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:1]] != ["id"]:
+        problems.append(f"sample_submission.csv line 1: expected header 'id,category', got {header}")
+        return
+    for lineno, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        key = row[0].strip()
+        if not re.fullmatch(r"\d+", key):
+            problems.append(f"sample_submission.csv line {lineno}: id {key!r} is not an integer")
+            continue
+        key = str(int(key))
+        seen[key] += 1
+        if seen[key] == 2:
+            problems.append(f"sample_submission.csv line {lineno}: duplicate id {key}")
+        if seen[key] == 1 and key not in files and folder is not None:
+            problems.append(f"{folder.name}/{key}.*: missing (sample_submission.csv line {lineno} lists it)")
     for key in files:
         if key not in seen:
             problems.append(f"{files[key].relative_to(root)}: not listed in sample_submission.csv")
@@ -308,7 +312,9 @@ def _manifest(csv_path: Path, num_classes: int | None) -> Dataset:
             continue
         path = (root / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
         if not path.exists():
-            problems.append(f"{name} line {lineno}: {rel}: missing")
+            link = root / rel  # as written: resolve() followed the link
+            gone = _dangling(link, rel) if link.is_symlink() else f"{rel}: missing"
+            problems.append(f"{name} line {lineno}: {gone}")
             continue
         if split == "train" and not row["label"]:
             problems.append(f"{name} line {lineno}: train clip without a label")
@@ -364,11 +370,19 @@ def _image_files(folder: Path, root: Path, problems: list[str]) -> list[Path]:
     for p in sorted(folder.iterdir(), key=_natural):
         if p.name.startswith(".") or p.is_dir():
             continue
+        if not p.exists():
+            problems.append(_dangling(p, p.relative_to(root)))
+            continue
         if p.suffix.lower() not in IMAGE_EXTS:
             problems.append(f"{p.relative_to(root)}: not an image ({', '.join(IMAGE_EXTS)})")
             continue
         out.append(p)
     return out
+
+
+def _dangling(link: Path, rel) -> str:
+    """The problem of a symbolic link whose target is gone."""
+    return f"{rel}: a symbolic link to {os.readlink(link)}, which does not exist"
 
 
 def _natural(p: Path):

@@ -29,12 +29,10 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         return Params()
     import yaml
 
-    data = path.read_bytes()
+    from kit.textfile import read_utf8
+
     try:
-        raw = yaml.safe_load(data.decode("utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ParamError(f"{path} line {line}: not UTF-8 text") from None
+        raw = yaml.safe_load(read_utf8(path, error=ParamError)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

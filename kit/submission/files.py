@@ -21,6 +21,7 @@ import numpy as np
 
 from kit.atomic import atomic_write
 from kit.errors import KitError
+from kit.textfile import read_utf8
 
 HEADER = ("id", "category")
 _INT = re.compile(r"-?[0-9]+")
@@ -268,11 +269,9 @@ def _read_answers(path: Path) -> dict[str, int]:
 def _label_lines(path: Path) -> dict[str, int]:
     """test_label.txt: line i = label of clip i; trailing blank lines are ignored."""
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = read_utf8(path).splitlines()
     except FileNotFoundError:
         raise KitError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise KitError(f"{path}: not UTF-8 text; expected one integer label per line") from None
     while lines and not lines[-1].strip():
         lines.pop()
     labels = {}

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.params import SplitParams
+from kit.textfile import read_utf8
 
 MEMBERS = re.compile(r"[+|]")  # joins the members of one clip's group: "leon+amy", "amy_3|leon_2"
 TRIES = 64  # random member orders tried for a member split; the most balanced wins
@@ -56,12 +59,9 @@ def split_groups(p: SplitParams, ids: list[str], stored: list | None) -> list | 
     if not sep or not path or not column:
         raise KitError(f"train.split.groups: expected FILE:COLUMN (e.g. manifest.csv:singers), got {p.groups!r}")
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(io.StringIO(read_utf8(Path(path), "train.split.groups: "), newline="")))
     except FileNotFoundError:
         raise KitError(f"train.split.groups: {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise KitError(f"train.split.groups: {path}: not UTF-8 text") from None
     if not rows or "id" not in rows[0] or column not in rows[0]:
         have = ", ".join(rows[0]) if rows else "nothing"
         raise KitError(f"train.split.groups: {path} needs columns id and {column} (it has {have})")
