@@ -405,6 +405,34 @@ def test_corrupt_run_folders_do_not_break_the_registry(project):
     assert unknown.exit_code == 2 and "expected one of accuracy, macro_f1, log_loss" in unknown.output
 
 
+def test_damaged_predictions_or_store_meta_are_named_not_tracebacks(project):
+    for seed in ("0", "1"):
+        assert runner.invoke(app, ["train", "cnn4", "--epochs", "1", "--seed", seed, *NO_LOG_AUG]).exit_code == 0
+    runs = project / "artifacts" / "runs"
+    a, b = sorted(runs.iterdir())
+    assert runner.invoke(app, ["registry"]).exit_code == 0  # the index now caches both as sound
+    np.save(b / "val_probs.npy", np.zeros((5, 2), dtype=np.float32))  # another run's shape, under the same name
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    n_val, k = len(np.load(a / "val_index.npy")), json.loads((a / "run.json").read_text())["num_classes"]
+    assert listing.exit_code == 0 and a.name in listing.output and "1 run(s)" in listing.output
+    assert f"broken run folder {b.name}: val_probs.npy is float32[5, 2], expected floats of shape ({n_val}, {k})" in (
+        listing.output
+    )
+    built = runner.invoke(app, ["ensemble"], env={"COLUMNS": "250"})
+    assert built.exit_code == 0 and f"skipped {b.name}: broken folder: val_probs.npy is float32[5, 2]" in built.output
+    (a / "test_probs.npy").write_bytes((a / "test_probs.npy").read_bytes()[:100])  # cut short
+    listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
+    assert f"broken run folder {a.name}: test_probs.npy is unreadable" in listing.output
+    meta = json.loads((project / "data" / "features" / "meta.json").read_text())
+    del meta["splits"]["train"]["labels"]
+    (project / "data" / "features" / "meta.json").write_text(json.dumps(meta))
+    refused = runner.invoke(app, ["train", "cnn4", "--epochs", "1"], env={"COLUMNS": "250"})
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.strip().splitlines()[-1] == (
+        "error: data/features/meta.json: key splits.train.labels is missing; rebuild with `kit features --force`"
+    )
+
+
 def test_the_registry_sees_a_run_json_replaced_under_the_same_name(project):
     """`dvc checkout` / `dvc exp apply` replace a run folder's files under its name: the index follows."""
     assert runner.invoke(app, ["train", "cnn4", "--epochs", "1", *NO_LOG_AUG]).exit_code == 0

@@ -91,16 +91,19 @@ def _cv_folds(asked: int, y: np.ndarray, groups: np.ndarray | None) -> int:
 
 def _store(ref: registry.Run, train: TrainParams) -> FeatureStore:
     """The feature store the runs were trained on (by path recorded in the run, else params)."""
+    damaged = ""
     for path in dict.fromkeys([ref.meta["features"], train.features]):
         try:
             store = FeatureStore.open(path)
-        except KitError:
+        except KitError as exc:
+            if not damaged and Path(path, "meta.json").exists():
+                damaged = f" ({exc})"
             continue
         if store.feature_hash == ref.meta["feature_hash"]:
             return store
     where = " or ".join(dict.fromkeys([ref.meta["features"], train.features]))
     raise KitError(
-        f"the feature store of run {ref.id} (hash {ref.meta['feature_hash']}) is not at {where} any more: "
+        f"the feature store of run {ref.id} (hash {ref.meta['feature_hash']}) is not at {where} any more{damaged}: "
         "rebuild it with the params that run used, or remove the run (`kit registry rm`)"
     )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit.errors import KitError
+from kit.errors import InputError, KitError
 
 META = "meta.json"
 
@@ -40,7 +40,8 @@ class FeatureStore:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise KitError(f"{meta_path} line {exc.lineno}: corrupt JSON ({exc.msg})") from None
-        for split, info in meta.get("splits", {}).items():
+        _check_meta(meta, meta_path)
+        for split, info in meta["splits"].items():
             _check_array(path / f"{split}.npy", (info["count"], *meta["shape"]))
             if "voice" in meta:
                 _check_array(
@@ -107,6 +108,32 @@ def is_current(path: Path, feature_hash: str) -> bool:
         return FeatureStore.open(path).feature_hash == feature_hash
     except (KitError, KeyError):
         return False
+
+
+# the keys kit reads from a store's meta.json, and their JSON types: of the store, of each split
+META_KEYS = {"feature_hash": str, "shape": list, "axes": list, "num_classes": int, "classes": list, "frontend": dict}
+SPLIT_KEYS = {"count": int, "ids": list, "labels": (list, type(None))}
+
+
+def _check_meta(meta, meta_path: Path) -> None:
+    """Every key kit reads, of its type: a damaged or hand-edited meta.json is refused naming the key."""
+
+    def need(where: dict, key: str, kind, name: str) -> None:
+        if key not in where:
+            problem = "missing"
+        elif isinstance(where[key], kind) and not isinstance(where[key], bool):
+            return
+        else:
+            problem = f"a {type(where[key]).__name__}, not {getattr(kind, '__name__', 'a list or null')}"
+        raise InputError(f"{meta_path}: key {name} is {problem}; rebuild with `kit features --force`")
+
+    need({"meta.json": meta}, "meta.json", dict, "(the whole file)")
+    for key, kind in {**META_KEYS, "splits": dict}.items():
+        need(meta, key, kind, key)
+    for split, info in meta["splits"].items():
+        need(meta["splits"], split, dict, f"splits.{split}")
+        for key, kind in SPLIT_KEYS.items():
+            need(info, key, kind, f"splits.{split}.{key}")
 
 
 def _check_array(path: Path, shape: tuple) -> None:

@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from kit.atomic import atomic_dir, atomic_write
 from kit.errors import KitError
 from kit.metrics import HIGHER_IS_BETTER
@@ -20,6 +22,7 @@ from kit.metrics import HIGHER_IS_BETTER
 RUN_JSON = "run.json"
 INDEX = "index.json"
 REQUIRED = ("run.json", "val_probs.npy", "val_index.npy")
+ARRAYS = ("val_index.npy", "val_probs.npy", "test_probs.npy")  # test_probs: when the store had a test split
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,34 @@ def read_run(path: Path) -> Run:
         raise KitError(f"{path.name}: run.json is corrupt ({exc})") from None
     if not isinstance(meta, dict) or "metrics" not in meta or "arch" not in meta:
         raise KitError(f"{path.name}: run.json lacks arch / metrics")
+    _check_arrays(path, meta.get("num_classes"))
     return Run(path.name, path, meta)
+
+
+def _check_arrays(path: Path, num_classes) -> None:
+    """The saved predictions' shapes and dtypes, from their headers (nothing is read into memory):
+    KitError naming the file when one is damaged or does not fit the others."""
+    shapes = {}
+    for name in ARRAYS:
+        if (path / name).exists():
+            try:
+                a = np.load(path / name, mmap_mode="r")
+            except (OSError, ValueError, EOFError) as exc:
+                raise KitError(f"{path.name}: {name} is unreadable ({str(exc).splitlines()[0]})") from None
+            shapes[name] = (a.shape, a.dtype)
+    index_shape, index_dtype = shapes["val_index.npy"]
+    if len(index_shape) != 1 or index_dtype.kind not in "iu":
+        raise KitError(
+            f"{path.name}: val_index.npy is {index_dtype}{list(index_shape)}, expected one integer per validation clip"
+        )
+    k = num_classes if isinstance(num_classes, int) else None
+    for name, rows in (("val_probs.npy", index_shape[0]), ("test_probs.npy", None)):
+        if name not in shapes:
+            continue
+        shape, dtype = shapes[name]
+        if not (len(shape) == 2 and dtype.kind == "f" and rows in (None, shape[0]) and k in (None, shape[1])):
+            want = f"({rows if rows is not None else 'clips'}, {k or 'classes'})"
+            raise KitError(f"{path.name}: {name} is {dtype}{list(shape)}, expected floats of shape {want}")
 
 
 def scan(runs_dir: Path) -> Listing:
@@ -114,19 +144,24 @@ def index_path(runs_dir: Path) -> Path:
     return runs_dir.parent / INDEX
 
 
-def _stamps(runs_dir: Path) -> dict[str, list[int] | None]:
-    """Each run folder's run.json (mtime in ns, size), None where it has none: a folder whose files
-    were replaced under the same name (`dvc checkout`, `dvc exp apply`) gets a new stamp."""
-    stamps: dict[str, list[int] | None] = {}
+def _stamps(runs_dir: Path) -> dict[str, list[int | None]]:
+    """Each run folder's run.json and prediction files (mtime in ns, size; None where one is missing):
+    a folder whose files were replaced under the same name (`dvc checkout`, `dvc exp apply`, a
+    damaged copy) gets a new stamp."""
+    stamps: dict[str, list[int | None]] = {}
     if runs_dir.is_dir():
         for path in runs_dir.iterdir():
             if path.is_dir() and not path.name.startswith("."):
-                try:
-                    st = (path / RUN_JSON).stat()
-                    stamps[path.name] = [st.st_mtime_ns, st.st_size]
-                except OSError:
-                    stamps[path.name] = None
+                stamps[path.name] = [x for name in (RUN_JSON, *ARRAYS) for x in _stat(path / name)]
     return stamps
+
+
+def _stat(file: Path) -> tuple[int | None, int | None]:
+    try:
+        st = file.stat()
+    except OSError:
+        return None, None
+    return st.st_mtime_ns, st.st_size
 
 
 def reindex(runs_dir: Path) -> Listing:
