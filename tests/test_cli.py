@@ -33,6 +33,31 @@ def test_user_error_is_one_line_on_stderr_exit_1(tmp_path):
     ]
 
 
+def test_library_warnings_are_not_printed_unless_asked_for(tmp_path):
+    """A clean machine's audio back-end or a deprecation warns from inside a library: not kit's words."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(  # a library that warns each time it writes a clip
+        "import warnings, soundfile\n"
+        "_write = soundfile.write\n"
+        "def write(*a, **k):\n"
+        "    warnings.warn('PySoundFile failed. Trying audioread instead.', UserWarning)\n"
+        "    warnings.warn('__audioread_load is deprecated', FutureWarning)\n"
+        "    return _write(*a, **k)\n"
+        "soundfile.write = write\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env |= {"PYTHONPATH": str(hook), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "kit", "data", "demo", "--n-train", "8", "--n-test", "4"]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert quiet.returncode == 0 and "written in" in quiet.stdout
+    assert "Warning" not in quiet.stdout + quiet.stderr and "audioread" not in quiet.stdout + quiet.stderr
+    asked = subprocess.run(
+        [*cmd, "--out", "again"], capture_output=True, text=True, cwd=tmp_path, env=env | {"PYTHONWARNINGS": "default"}
+    )
+    assert asked.returncode == 0 and "UserWarning: PySoundFile failed" in asked.stderr  # the hook did fire
+
+
 def test_download_without_a_slug(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kit", "data", "download"], capture_output=True, text=True, cwd=tmp_path

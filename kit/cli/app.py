@@ -78,4 +78,13 @@ app.command("submissions")(submission.submissions)
 
 
 def main() -> None:
+    import os
+    import sys
+    import warnings
+
+    if not sys.warnoptions:  # -W or PYTHONWARNINGS: the user asked to see them
+        # libraries' warnings (deprecations, audio back-ends) are not kit's words; kit says its own on
+        # stderr. The processes kit starts (decoding workers, Ray, spleeter's venv) inherit this.
+        warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"
     app()
