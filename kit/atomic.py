@@ -3,12 +3,18 @@
 A reader sees the old version or the new one, never a half-written file or folder. What lands gets
 the modes any other tool's output gets under the user's umask (files 0666 & ~umask, folders 0777 &
 ~umask), whatever the libraries that wrote into it chose (mkdtemp's 0700, a writer's 0600).
+
+Temporary names carry their writer (`.NAME.tmp-HOST-PID-RANDOM`, `.NAME.old-HOST-PID`), and every
+write of NAME first clears what writers killed on this machine left beside it (`clear_leftovers`):
+kill -9 leaves nothing behind for longer than the next run of the same command. Readers skip
+dot-names, so a leftover is never taken for a result.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shutil
 import tempfile
 import uuid
@@ -23,7 +29,8 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
     (one rename: no other process can land it in between)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    clear_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     try:
         yield tmp
         usual_modes(tmp)
@@ -39,7 +46,7 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
         return
     old = None
     if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        old = target.parent / f".{target.name}.old-{_HOST}-{os.getpid()}"
         os.replace(target, old)  # a kill before the next rename leaves `target` only there: see set_aside
     os.replace(tmp, target)
     if old is not None:
@@ -53,10 +60,65 @@ def set_aside(target: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 
+_HOST = platform.node().replace("/", "_") or "localhost"
+
+
+def temp_prefix(target: Path) -> str:
+    """The name prefix of this process's temporary copies of `target` (a random part follows)."""
+    return f".{Path(target).name}.tmp-{_HOST}-{os.getpid()}-"
+
+
+def clear_leftovers(target: Path) -> list[Path]:
+    """Remove the temporary copies of `target` that writers killed on this machine left beside it,
+    and the versions they set aside; when `target` itself went missing (a kill between the two
+    renames of a replace), the newest version set aside is put back first. Returns what was removed.
+    Leftovers of live processes, and of other machines sharing the folder, are left alone."""
+    target = Path(target)
+    try:
+        found = [p for p in target.parent.iterdir() if _stale(p, target.name)]
+    except OSError:
+        return []
+    olds = sorted((p for p in found if ".old-" in p.name), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    if olds and not target.exists():
+        try:
+            os.rename(olds[0], target)
+        except OSError:  # someone else is landing `target` now: keep every set-aside version
+            found = [p for p in found if p not in olds]
+        else:
+            found.remove(olds[0])
+    for p in found:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
+
+
+def _stale(path: Path, name: str) -> bool:
+    """`path` is a temporary copy or a set-aside version of `name` whose writer on this host is gone."""
+    for kind, parts in ((".tmp-", 3), (".old-", 2)):
+        if path.name.startswith(f".{name}{kind}"):
+            fields = path.name[len(name) + 1 + len(kind) :].rsplit("-", parts - 1)
+            if len(fields) == parts and fields[0] == _HOST and fields[1].isdigit():
+                return not _alive(int(fields[1]))
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's process
+        return True
+    return True
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `path` whole (synced to disk) or leave it as it was; the file gets the usual mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    clear_leftovers(path)
+    tmp = path.with_name(f"{temp_prefix(path)}{uuid.uuid4().hex[:8]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from kit.atomic import atomic_dir
+from kit.atomic import atomic_dir, clear_leftovers, temp_prefix
 from kit.data.archive import safe_extract
 from kit.errors import KitError
 from kit.kaggle_client import kaggle_api, kaggle_errors, one_line
@@ -49,7 +49,8 @@ def download_competition(slug: str, out: Path, *, force: bool = False, progress:
 
     api = kaggle_api(slug)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.download-", dir=out.parent) as dl:
+    clear_leftovers(out)
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(out), dir=out.parent) as dl:
         with kaggle_errors(slug), contextlib.redirect_stdout(io.StringIO()):
             try:
                 api.competition_download_files(slug, path=dl, force=True, quiet=not progress)
