@@ -13,6 +13,7 @@ dot-names, so a leftover is never taken for a result.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import platform
 import shutil
@@ -20,6 +21,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from kit.errors import KitError
 
 
 @contextlib.contextmanager
@@ -34,8 +37,10 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         usual_modes(tmp)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(exc):
+            raise _full(target) from None
         raise
     if not replace:
         try:
@@ -126,9 +131,56 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if disk_full(exc):
+            raise _full(path) from None
         raise
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """`exc`, or what caused it, is a write that found the disk (or the user's quota) full: an OSError,
+    or a library's own error that says so (safetensors' Rust I/O)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(words in str(exc) for words in ("No space left on device", "Disk quota exceeded")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _full(target: Path) -> KitError:
+    return KitError(
+        f"no space left on the device of {Path(target).parent}/ while writing {Path(target).name}: "
+        "nothing half-written was kept; free some space there and rerun"
+    )
+
+
+def reserve(path: Path, nbytes: int) -> None:
+    """Allocate `nbytes` for the file at `path` now, so that a full disk is an OSError here and not
+    a SIGBUS later, when a memory-mapped write finds no block to land in."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a filesystem that cannot say
+            raise
+    finally:
+        os.close(fd)
+
+
+def need_space(folder: Path, nbytes: int, what: str) -> None:
+    """KitError when the device of `folder` (or its nearest existing parent) has less than `nbytes` free."""
+    where = Path(folder).resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < nbytes:
+        raise KitError(
+            f"{folder}: {what} needs {_size(nbytes)} but its device has {_size(free)} free: "
+            "free some space, or choose another folder"
+        )
 
 
 def _proc_umask() -> int | None:
@@ -164,3 +216,7 @@ def usual_modes(root: Path) -> None:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
                 os.chmod(path, 0o666 & ~mask)
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"

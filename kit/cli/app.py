@@ -26,12 +26,24 @@ class KitGroup(TyperGroup):
             )
             raise typer.Exit(130) from None
         except KitError as exc:
-            from rich.markup import escape
-
-            from kit.cli.ui import err_console
-
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            from kit.atomic import disk_full
+
+            if not disk_full(exc):
+                raise
+            where = f" while writing {exc.filename}" if getattr(exc, "filename", None) else ""
+            _error(f"no space left on the device{where}: free some space and rerun")
+            raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    from rich.markup import escape
+
+    from kit.cli.ui import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kit import __version__
-from kit.atomic import atomic_dir
+from kit.atomic import atomic_dir, need_space, reserve
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
@@ -95,6 +95,14 @@ def extract(
     return build(p, progress)
 
 
+def store_bytes(p: Plan) -> int:
+    """The size of the store `build` writes: float16 rows, voice embeddings, and slack for headers and meta.json."""
+    f, clips = p.frontend, sum(len(items) for items in p.dataset.splits.values())
+    rows = clips * len(f.channels) * int(np.prod(f.shape)) * 2
+    voice = clips * len(f.inputs) * VOICE_DIM * 4 if f.voice else 0
+    return rows + voice + clips * 64 + (1 << 20)
+
+
 def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
     """Decode every clip, run the front-end, write the store atomically."""
     started = time.perf_counter()
@@ -102,6 +110,7 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
     workers = _workers(params)
     silenced: list[str] = []
     failed: list[str] = []
+    need_space(p.out, store_bytes(p), "the feature store")
     with atomic_dir(p.out) as tmp, _torch_threads(1):
         splits_meta = {}
         with ThreadPoolExecutor(workers) as pool:
@@ -114,6 +123,7 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
                     dtype=np.float16,
                     shape=(len(items), len(frontend.channels), *frontend.shape),
                 )
+                reserve(tmp / f"{split}.npy", rows.offset + rows.nbytes)
                 voice = np.zeros((len(items), len(frontend.inputs), VOICE_DIM), np.float32) if frontend.voice else None
                 for start, batch, embedded, errors in frontend.batches(pool, split, items, workers):
                     for clip, msg in errors:
