@@ -58,6 +58,17 @@ def atomic_dir(target: Path, replace: bool = True) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def version(folder: Path) -> tuple[int, ...] | None:
+    """Which landed version of a folder that `atomic_dir` replaces whole is at `folder` now (None: none
+    is): each landing is a new folder, so a reader that sees the same version before and after it
+    read has read one version, never a mix of two."""
+    try:
+        st, meta = os.stat(folder), os.stat(Path(folder) / "meta.json")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, meta.st_ino, meta.st_mtime_ns, meta.st_size
+
+
 def set_aside(target: Path) -> list[Path]:
     """Earlier versions of `target` that `atomic_dir` moved aside and a kill left there (between its
     two renames, `target` itself is missing): complete folders, newest first."""

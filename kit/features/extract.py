@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kit import __version__
-from kit.atomic import atomic_dir, need_space, reserve
+from kit.atomic import atomic_dir, need_space, reserve, version
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
@@ -146,6 +146,12 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
                     "labels": None if split == "test" else [c.label for c in items],
                     "groups": [c.group for c in items] if any(c.group for c in items) else None,
                 }
+        stems = getattr(frontend, "stems", None)
+        if stems and version(stems["root"]) != stems["version"]:
+            raise KitError(
+                f"the stems in {stems['root']} were replaced (by `kit separate`?) while kit features read them: "
+                "nothing was written; run kit features again"
+            )
         if failed:
             raise KitError(
                 f"{len(failed)} clip(s) could not be decoded: {listing(failed)}. Fix or remove them, "
@@ -207,7 +213,7 @@ class AudioFrontend:
         self.axes = specs[0].axes
         self.inputs = inputs  # "mix" and / or "vocals": what is decoded
         self.channels = inputs if len(specs) == 1 else tuple(f"{c}:{s.name}" for s in specs for c in inputs)
-        self.stems = stems  # {"root": Path, "hash": stems hash} when vocals are a channel
+        self.stems = stems  # {"root": Path, "hash": stems hash, "version": the one read} when vocals are a channel
         self.voice = voice  # VoiceEncoder: each input's voice embedding beside the spectrograms
 
     def describe(self) -> dict:
@@ -343,7 +349,9 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
 
 
 def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:
-    """The stems folder exists and was made from exactly these clips at this rate and duration."""
+    """The stems folder exists and was made from exactly these clips at this rate and duration; with
+    the version of it read (`kit.atomic.version`), which must still be there when the build ends."""
+    landed = version(root)
     meta = read_stems_meta(root)
     need = f"features.input is {params.input}: it needs vocal stems from `kit separate`"
     if meta is None:
@@ -357,4 +365,4 @@ def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict)
             f"{need} at {sr} Hz, {params.duration} s; {root} has {meta.get('sr')} Hz, {meta.get('duration')} s: "
             "run `kit separate` again"
         )
-    return {"root": root, "hash": meta["stems_hash"]}
+    return {"root": root, "hash": meta["stems_hash"], "version": landed}

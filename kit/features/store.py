@@ -15,11 +15,12 @@ so it exists whole or not at all.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from kit.atomic import atomic_dir, version
 from kit.errors import InputError, KitError
 
 META = "meta.json"
@@ -27,12 +28,25 @@ META = "meta.json"
 
 @dataclass(frozen=True)
 class FeatureStore:
+    """One version of a store, whole: its meta.json and its arrays (memory-mapped when opened, so a
+    `kit features` replacing the folder meanwhile changes nothing a reader holds)."""
+
     path: Path
     meta: dict
+    arrays: dict = field(default_factory=dict, repr=False, compare=False)  # file name -> memory map
 
     @classmethod
     def open(cls, path: str | Path) -> FeatureStore:
         path = Path(path)
+        for _ in range(10):
+            landed = version(path)
+            store = cls._read(path)
+            if version(path) == landed:
+                return store
+        raise KitError(f"{path} is being rewritten over and over by another command: rerun when it is done")
+
+    @classmethod
+    def _read(cls, path: Path) -> FeatureStore:
         meta_path = path / META
         if not meta_path.exists():
             raise KitError(f"{path}: no feature store here (run `kit features --out {path}`)")
@@ -41,13 +55,15 @@ class FeatureStore:
         except json.JSONDecodeError as exc:
             raise KitError(f"{meta_path} line {exc.lineno}: corrupt JSON ({exc.msg})") from None
         _check_meta(meta, meta_path)
+        arrays = {}
         for split, info in meta["splits"].items():
-            _check_array(path / f"{split}.npy", (info["count"], *meta["shape"]))
+            shapes = {f"{split}.npy": (info["count"], *meta["shape"])}
             if "voice" in meta:
-                _check_array(
-                    path / f"{split}.voice.npy", (info["count"], len(meta["voice"]["inputs"]), meta["voice"]["dim"])
-                )
-        return cls(path, meta)
+                shapes[f"{split}.voice.npy"] = (info["count"], len(meta["voice"]["inputs"]), meta["voice"]["dim"])
+            for name, shape in shapes.items():
+                _check_array(path / name, shape)
+                arrays[name] = np.load(path / name, mmap_mode="r")
+        return cls(path, meta, arrays)
 
     @property
     def feature_hash(self) -> str:
@@ -59,14 +75,14 @@ class FeatureStore:
 
     def array(self, split: str) -> np.ndarray:
         """(N, C, *shape) float16, memory-mapped read-only."""
-        return np.load(self.path / f"{split}.npy", mmap_mode="r")
+        return self.arrays[f"{split}.npy"]
 
     def voice(self, split: str, flat: bool = True) -> np.ndarray | None:
         """The split's voice embeddings, (N, inputs * 256) float32 side by side (flat=False: (N, inputs, 256));
         None when the store has none."""
         if "voice" not in self.meta:
             return None
-        v = np.load(self.path / f"{split}.voice.npy")
+        v = np.array(self.arrays[f"{split}.voice.npy"])
         return v.reshape(len(v), -1) if flat else v
 
     def model_input(self, split: str, channels: list[str] | None = None) -> np.ndarray:
@@ -161,8 +177,6 @@ def subset(store: FeatureStore, out: Path, rows: dict[str, np.ndarray], source: 
     Only the train split keeps labels and groups, as in a contest; the feature hash is the parent's
     with the rows, so runs on two subsets never compare."""
     import hashlib
-
-    from kit.atomic import atomic_dir
 
     info = store.meta["splits"][source]
     digest = hashlib.sha256(store.feature_hash.encode())
