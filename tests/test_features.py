@@ -290,4 +290,4 @@ def test_cli_features_with_data_groups_rebuilds_and_stores_them(tmp_path, monkey
     assert grouped.feature_hash != plain.feature_hash
     (tmp_path / "songs.csv").write_text("id,group\n0,a\n")
     bad = runner.invoke(app, ["features", "--input", "mix"])
-    assert bad.exit_code == 1 and "songs.csv: 5 train clip(s) without a group (first: id 1)" in bad.output
+    assert bad.exit_code == 2 and "songs.csv: 5 train clip(s) without a group (first: id 1)" in bad.output
