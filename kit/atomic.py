@@ -94,7 +94,7 @@ def clear_leftovers(target: Path) -> list[Path]:
         found = [p for p in target.parent.iterdir() if _stale(p, target.name)]
     except OSError:
         return []
-    olds = sorted((p for p in found if ".old-" in p.name), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    olds = sorted((p for p in found if ".old-" in p.name), key=_mtime, reverse=True)
     if olds and not target.exists():
         try:
             os.rename(olds[0], target)
@@ -108,6 +108,13 @@ def clear_leftovers(target: Path) -> list[Path]:
         else:
             p.unlink(missing_ok=True)
     return found
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile by another cleaner
+        return 0
 
 
 def _stale(path: Path, name: str) -> bool:
