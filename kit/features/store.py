@@ -150,6 +150,10 @@ def _check_meta(meta, meta_path: Path) -> None:
         need(meta["splits"], split, dict, f"splits.{split}")
         for key, kind in SPLIT_KEYS.items():
             need(info, key, kind, f"splits.{split}.{key}")
+    if "voice" in meta:
+        need(meta, "voice", dict, "voice")
+        need(meta["voice"], "inputs", list, "voice.inputs")
+        need(meta["voice"], "dim", int, "voice.dim")
 
 
 def _check_array(path: Path, shape: tuple) -> None:
