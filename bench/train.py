@@ -220,7 +220,7 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
-    from kit.training.model import autocast_dtype
+    from kit.device import autocast_dtype
 
     amp = "bf16" if autocast_dtype(args.precision, device) is not None else "fp32"
     rng = np.random.default_rng(0)

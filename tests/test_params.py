@@ -155,7 +155,7 @@ OLD_KEYS = {
 def test_run_keys_of_earlier_versions_are_kept():
     from kit.params import AugmentParams, SplitParams, VoiceHeadParams
 
-    t = TrainParams(voice=VoiceHeadParams(weight=0.5))  # 9fcd2da's defaults
+    t = TrainParams(voice=VoiceHeadParams(weight=0.5), refit=True)  # 9fcd2da's defaults
     variants = dataclasses.replace(
         t, stem="stride1", refit=False, channels=["mix:logfreq"], voice=VoiceHeadParams(weight=0), device="cpu",
         precision="fp32", eval_batch_size=7, features="elsewhere", runs="x",
@@ -170,6 +170,7 @@ def test_run_keys_of_earlier_versions_are_kept():
     assert run_key(kfold, "tiny0000abcdef12", "kfold3-s0-ab12cd34") == OLD_KEYS["kfold_aug"]
     assert run_key(dataclasses.replace(t, lr=0.005), "f" * 16, "holdout0.2-s0-ab12cd34") != OLD_KEYS["default"]
     assert run_key(TrainParams(), "f" * 16, "holdout0.2-s0-ab12cd34") != OLD_KEYS["default"]  # auto: a new recipe
+    assert run_key(TrainParams(refit=True), "f" * 16, "h") != run_key(TrainParams(), "f" * 16, "h")  # off by default
 
 
 def test_a_run_trained_before_the_schema_is_found_ranked_and_ensembled(project):
@@ -177,7 +178,7 @@ def test_a_run_trained_before_the_schema_is_found_ranked_and_ensembled(project):
     old = "cnn4-s0-1b5602a0"
     shutil.copytree(REPO / "tests" / "data" / "old-runs" / old, project / "artifacts" / "runs" / old)
     same = ["cnn4", "--epochs", "2", "--batch-size", "16", "--lr", "0.01", "--mixup-alpha", "0", "--sum-mix", "0"]
-    again = runner.invoke(app, ["train", *same, "--filter-db", "0", "--voice-weight", "0"])
+    again = runner.invoke(app, ["train", *same, "--filter-db", "0", "--voice-weight", "0", "--refit"])
     assert again.exit_code == 0 and f"run {old} already exists with these params: nothing to do" in again.output
     listing = runner.invoke(app, ["registry"], env={"COLUMNS": "250"})
     assert listing.exit_code == 0 and old in listing.output

@@ -83,24 +83,28 @@ def test_features_refuses_stems_replaced_while_it_read_them(tmp_path, monkeypatc
     contest(tmp_path / "data" / "raw")
     separate = [sys.executable, "-m", "kit", "separate"]
     assert subprocess.run(separate, capture_output=True).returncode == 0
-    real = AudioFrontend.batches
+    real = AudioFrontend.write_chunk
+    chunks = []
 
-    def separate_lands_after_the_first_batch(self, *args):
-        for n, batch in enumerate(real(self, *args)):
-            yield batch
-            if n == 0:  # `kit separate` with other params lands new stems between two batches
-                again = subprocess.run([*separate, "-S", "separate.dsp.margin_vocals=3"], capture_output=True)
-                assert again.returncode == 0, again.stderr
+    def separate_lands_after_the_first_chunk(self, *args, **kw):
+        done = real(self, *args, **kw)
+        chunks.append(done)
+        if len(chunks) == 1:  # `kit separate` with other params lands new stems after the first chunk
+            again = subprocess.run([*separate, "-S", "separate.dsp.margin_vocals=3"], capture_output=True)
+            assert again.returncode == 0, again.stderr
+        return done
 
-    monkeypatch.setattr(AudioFrontend, "batches", separate_lands_after_the_first_batch)
-    result = runner.invoke(app, ["features", "--no-voice"], env={"COLUMNS": "300"})
+    monkeypatch.setattr(AudioFrontend, "write_chunk", separate_lands_after_the_first_chunk)
+    one_process = ["-S", "features.workers=1"]  # the patch acts in this process
+    result = runner.invoke(app, ["features", "--no-voice", *one_process], env={"COLUMNS": "300"})
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines()[-1] == (
         "error: the stems in data/stems were replaced (by `kit separate`?) while kit features read them: "
         "nothing was written; run kit features again"
     )
     assert not (tmp_path / "data" / "features").exists()
-    monkeypatch.setattr(AudioFrontend, "batches", real)
+    assert len(chunks) > 1  # it read on after the stems changed
+    monkeypatch.setattr(AudioFrontend, "write_chunk", real)
     assert runner.invoke(app, ["features", "--no-voice"]).exit_code == 0  # the rerun reads the new stems whole
     stems_hash = json.loads((tmp_path / "data" / "stems" / "meta.json").read_text())["stems_hash"]
     assert (

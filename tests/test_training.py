@@ -49,7 +49,7 @@ def _kit(*args: str, cwd: Path, **kw) -> subprocess.Popen:
 
 
 def test_training_leaves_a_complete_run_that_the_registry_ranks(project):
-    result = runner.invoke(app, ["train", "cnn4", *FAST])
+    result = runner.invoke(app, ["train", "cnn4", *FAST, "--refit"])
     assert result.exit_code == 0, result.output
     (run_dir,) = (project / "artifacts" / "runs").iterdir()
     files = {p.name for p in run_dir.iterdir()}
@@ -73,7 +73,7 @@ def test_training_leaves_a_complete_run_that_the_registry_ranks(project):
     assert listing.exit_code == 0 and run_dir.name in listing.output and "cnn4" in listing.output
     best = runner.invoke(app, ["registry", "best"])
     assert best.output.strip() == run_dir.name
-    again = runner.invoke(app, ["train", "cnn4", *FAST])
+    again = runner.invoke(app, ["train", "cnn4", *FAST, "--refit"])
     assert again.exit_code == 0 and "already exists with these params: nothing to do" in again.output
 
 
@@ -172,13 +172,13 @@ def test_ctrl_c_says_which_checkpoint_is_kept_and_the_same_command_resumes(tmp_p
 @pytest.mark.parametrize(
     ("ema", "fold", "epoch"),  # killed once `fold` has checkpointed `epoch`
     [
-        ([], "fold0", 1),
-        (["--ema-epochs", "1"], "fold0", 1),
-        (["--pseudo-start", "0.2", "--pseudo-threshold", "0.4", "--no-refit"], "fold0", 1),
-        (["--pack", "2"], "fold0", 1),
-        (["--pack", "2", "--keep", "last"], "fold1", 1),  # in the refit (all 5 epochs: time to kill it)
-        (["--scheduler", "multistep"], "fold0", 2),  # decayed after epochs 0 and 1 (params below)
-        (["--scheduler", "plateau", "--no-refit"], "fold0", 2),  # patience 0: decays on any epoch not best
+        (["--refit"], "fold0", 1),
+        (["--refit", "--ema-epochs", "1"], "fold0", 1),
+        (["--pseudo-start", "0.2", "--pseudo-threshold", "0.4"], "fold0", 1),
+        (["--refit", "--pack", "2"], "fold0", 1),
+        (["--refit", "--pack", "2", "--keep", "last"], "fold1", 1),  # in the refit (all 5 epochs: time to kill it)
+        (["--refit", "--scheduler", "multistep"], "fold0", 2),  # decayed after epochs 0 and 1 (params below)
+        (["--scheduler", "plateau"], "fold0", 2),  # patience 0: decays on any epoch not best
     ],
     ids=["plain", "ema", "self-training", "pack", "refit", "multistep", "plateau"],
 )
@@ -222,16 +222,17 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, ema,
         assert np.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("split_args", [[], ["--folds", "2"]], ids=["holdout", "kfold"])
+@pytest.mark.parametrize("split_args", [["--refit"], ["--folds", "2"]], ids=["holdout", "kfold"])
 def test_packed_training_lands_one_run_per_seed_each_usable_alone(project, split_args):
     """`--pack 2` trains seeds 3 and 4 as one wider model; each lands as its own run whose saved
     weights, loaded into a plain model, give back the run's validation probabilities."""
     import torch
     from safetensors.torch import load_file
 
+    from kit.device import autocast_dtype
     from kit.features.store import FeatureStore
     from kit.models import create_model
-    from kit.training.model import Standardised, autocast_dtype, predict
+    from kit.training.model import Standardised, predict
 
     result = runner.invoke(app, ["train", "cnn4", "--pack", "2", "--seed", "3", *FAST, *split_args])
     assert result.exit_code == 0, result.output
@@ -247,8 +248,8 @@ def test_packed_training_lands_one_run_per_seed_each_usable_alone(project, split
         assert meta["pack_seeds"] == [3, 4]
         val_probs, val_index = np.load(run / "val_probs.npy"), np.load(run / "val_index.npy")
         weights = sorted(run.glob("fold*.safetensors")) or [run / "model.safetensors"]
-        assert len(weights) == (2 if split_args else 1)
-        if not split_args:
+        assert len(weights) == (2 if "--folds" in split_args else 1)
+        if "--refit" in split_args:
             state = load_file(weights[0])
             model = Standardised(create_model("cnn4", num_classes=3, in_chans=x.shape[1]), state["mean"], state["std"])
             model.load_state_dict(state)
@@ -284,9 +285,10 @@ def test_refit_trains_on_every_clip_for_the_holdouts_epochs_and_predicts_the_tes
     import torch
     from safetensors.torch import load_file
 
+    from kit.device import autocast_dtype
     from kit.features.store import FeatureStore
     from kit.models import create_model
-    from kit.training.model import Standardised, autocast_dtype, predict
+    from kit.training.model import Standardised, predict
 
     plain = runner.invoke(app, ["train", "cnn4", *FAST, "--no-refit", "--name", "plain"])
     result = runner.invoke(app, ["train", "cnn4", *FAST, "--refit", "--name", "refit"])
@@ -296,7 +298,9 @@ def test_refit_trains_on_every_clip_for_the_holdouts_epochs_and_predicts_the_tes
     meta = json.loads((runs / "refit" / "run.json").read_text())
     assert meta["refit"] == {"epochs": 4, "clips": 60} and meta["params"]["refit"]  # all 4, the last kept
     assert len(re.findall(r"refit +epoch", result.output)) == 4
-    stopped = runner.invoke(app, ["train", "cnn4", *FAST, "--epochs", "12", "--early-stop", "1", "--name", "early"])
+    stopped = runner.invoke(
+        app, ["train", "cnn4", *FAST, "--refit", "--epochs", "12", "--early-stop", "1", "--name", "early"]
+    )
     early = json.loads((runs / "early" / "run.json").read_text())
     ran = len((runs / "early" / "dvclive" / "plots" / "metrics" / "val_accuracy.tsv").read_text().splitlines()) - 1
     assert stopped.exit_code == 0 and ran < 12 and early["refit"]["epochs"] == ran  # early stopping's cut
@@ -450,7 +454,7 @@ def test_the_registry_sees_a_run_json_replaced_under_the_same_name(project):
 def test_schedulers_and_options_run(project):
     for extra in (
         ["--scheduler", "cosine_restarts", "--optimizer", "sgd", "--balance", "sampler"],
-        ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1", "--no-refit"],
+        ["--scheduler", "plateau", "--mixup-alpha", "0.4", "--label-smoothing", "0.1"],
         ["--scheduler", "multistep", "--early-stop", "1", "--stem", "stride1", "--freq-shift", "2"],
     ):
         result = runner.invoke(app, ["train", "cnn4", "--epochs", "3", *NO_LOG_AUG, *extra])
@@ -471,7 +475,7 @@ def test_keep_last_keeps_the_final_epoch(project):
 def test_precision_auto_is_bf16_where_the_cpu_has_it_and_runs_record_theirs(project, monkeypatch):
     import torch
 
-    from kit.training.model import autocast_dtype
+    from kit.device import autocast_dtype
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for native in (False, True):
@@ -596,7 +600,7 @@ def test_bad_options_are_one_line_errors(project):
     assert TrainParams().arch == "cnn4f"
 
 
-@pytest.mark.parametrize("split_args", [[], ["--folds", "3"], ["--no-refit"]])
+@pytest.mark.parametrize("split_args", [["--refit"], ["--folds", "3"], []])
 def test_predict_with_tta_registers_a_comparable_run(project, split_args):
     assert runner.invoke(app, ["train", "cnn4", *FAST, *split_args]).exit_code == 0
     (source,) = (project / "artifacts" / "runs").iterdir()

@@ -1,7 +1,8 @@
 """Training gives byte-identical predictions to kit before its training loop was rewritten.
 
-tests/data/identical/ holds the validation and test probabilities that kit at git commit 9fcd2da
-produced for CONFIGS on the demo store below (regenerate: `python tests/data/identical/make.py`).
+tests/data/identical/ holds the validation and test probabilities that kit's training at git commit
+9fcd2da (as a1e5d6b) produced for CONFIGS on the demo store below (regenerate:
+`python tests/data/identical/make.py`).
 Float bytes depend on torch's kernels: where the torch version or the CPU's native-bf16 support
 differ from env.json's, the comparison falls back to 1e-4 and says so.
 """
@@ -20,11 +21,11 @@ from kit.cli.app import app
 REF = Path(__file__).resolve().parent / "data" / "identical"
 runner = CliRunner()
 QUICK = ["--epochs", "2", "--batch-size", "16", "--voice-weight", "0.5"]  # 9fcd2da's fixed blend (now: auto)
-CONFIGS = {  # the default recipe (refit, mixup, sum-mix, EQ, voice head), K-fold + EMA, packed seeds, self-training
-    "default": ["cnn4f", *QUICK],
+CONFIGS = {  # 9fcd2da's default recipe (refit, mixup, sum-mix, EQ, voice head), K-fold + EMA, packed seeds, self-training
+    "default": ["cnn4f", *QUICK, "--refit"],
     "kfold_ema": ["cnn4f", *QUICK, "--folds", "2", "--ema-epochs", "1"],
-    "packed": ["cnn4", *QUICK, "--pack", "2"],
-    "pseudo": ["cnn4", *QUICK, "--pseudo-start", "0.5", "--no-refit"],
+    "packed": ["cnn4", *QUICK, "--pack", "2", "--refit"],
+    "pseudo": ["cnn4", *QUICK, "--pseudo-start", "0.5"],
 }
 
 
@@ -58,7 +59,7 @@ def train_cli(store: Path, runs: Path, args: list[str]) -> dict[str, np.ndarray]
 def environment() -> dict:
     import torch
 
-    from kit.training.loop import autocast_dtype
+    from kit.device import autocast_dtype
 
     return {"torch": torch.__version__, "cpu_autocast": str(autocast_dtype("auto", torch.device("cpu")))}
 

@@ -182,10 +182,10 @@ def predict(
     tta: Annotated[int, typer.Option(help="Average over this many circular time shifts of each clip.")] = 4,
 ) -> None:
     """Re-predict with a run's weights and test-time augmentation; registers <run>-tta<N>."""
+    from kit.device import resolve_device
     from kit.features.store import FeatureStore
     from kit.registry import runs as registry
     from kit.training.predict import tta_run
-    from kit.training.run import resolve_device
 
     p = params.train
     run = registry.find(Path(p.runs), run_id)

@@ -1,20 +1,20 @@
 """`kit features`: decode every clip once, in parallel, and run a batched front-end.
 
-Decoding (soundfile + soxr release the GIL) runs in a thread pool with bounded read-ahead,
-the main thread turns full batches into spectrograms, and rows land in memory-mapped
-float16 arrays inside a temp folder that is renamed into place at the end.
+On the CPU, worker processes (one per core, torch on one thread each) take chunks of clips and
+do everything for them: decode, front-ends, voice embeddings. On a GPU this process computes
+and a thread pool decodes ahead (soundfile + soxr release the GIL). Either way rows land in
+memory-mapped float16 arrays inside a temp folder that is renamed into place at the end.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +25,12 @@ from kit.atomic import atomic_dir, need_space, reserve, version
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
+from kit.device import autocast_dtype, resolve_device
 from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
 from kit.features.voice import DIM as VOICE_DIM
 from kit.params import FeaturesParams
+from kit.prefetch import ordered
 from kit.separation.stems import read_meta as read_stems_meta
 from kit.separation.stems import stem_path
 
@@ -107,45 +109,44 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
     """Decode every clip, run the front-end, write the store atomically."""
     started = time.perf_counter()
     dataset, params, frontend = p.dataset, p.params, p.frontend
-    workers = _workers(params)
     silenced: list[str] = []
     failed: list[str] = []
     need_space(p.out, store_bytes(p), "the feature store")
-    with atomic_dir(p.out) as tmp, _torch_threads(1):
+    with atomic_dir(p.out) as tmp:
         splits_meta = {}
-        with ThreadPoolExecutor(workers) as pool:
-            for split, items in dataset.splits.items():
-                if not items:
-                    continue
-                rows = np.lib.format.open_memmap(
-                    tmp / f"{split}.npy",
+        for split, items in dataset.splits.items():
+            if not items:
+                continue
+            rows = np.lib.format.open_memmap(
+                tmp / f"{split}.npy",
+                mode="w+",
+                dtype=np.float16,
+                shape=(len(items), len(frontend.channels), *frontend.shape),
+            )
+            reserve(tmp / f"{split}.npy", rows.offset + rows.nbytes)
+            del rows
+            if frontend.voice:
+                voice = np.lib.format.open_memmap(
+                    tmp / f"{split}.voice.npy",
                     mode="w+",
-                    dtype=np.float16,
-                    shape=(len(items), len(frontend.channels), *frontend.shape),
+                    dtype=np.float32,
+                    shape=(len(items), len(frontend.inputs), VOICE_DIM),
                 )
-                reserve(tmp / f"{split}.npy", rows.offset + rows.nbytes)
-                voice = np.zeros((len(items), len(frontend.inputs), VOICE_DIM), np.float32) if frontend.voice else None
-                for start, batch, embedded, errors in frontend.batches(pool, split, items, workers):
-                    for clip, msg in errors:
-                        name = f"{dataset.rel(clip.path)} ({msg})"
-                        (silenced if params.on_error == "silence" else failed).append(name)
-                    if not failed:
-                        rows[start : start + len(batch)] = batch
-                        if voice is not None:
-                            voice[start : start + len(batch)] = embedded
-                    if progress:
-                        progress(len(batch))
-                rows.flush()
-                del rows
-                if voice is not None:
-                    np.save(tmp / f"{split}.voice.npy", voice)
-                splits_meta[split] = {
-                    "file": f"{split}.npy",
-                    "count": len(items),
-                    "ids": [c.id for c in items],
-                    "labels": None if split == "test" else [c.label for c in items],
-                    "groups": [c.group for c in items] if any(c.group for c in items) else None,
-                }
+                reserve(tmp / f"{split}.voice.npy", voice.offset + voice.nbytes)
+                del voice
+            for done, errors in _fill(frontend, split, items, tmp, _workers(params)):
+                for i, msg in errors:
+                    name = f"{dataset.rel(items[i].path)} ({msg})"
+                    (silenced if params.on_error == "silence" else failed).append(name)
+                if progress:
+                    progress(done)
+            splits_meta[split] = {
+                "file": f"{split}.npy",
+                "count": len(items),
+                "ids": [c.id for c in items],
+                "labels": None if split == "test" else [c.label for c in items],
+                "groups": [c.group for c in items] if any(c.group for c in items) else None,
+            }
         stems = getattr(frontend, "stems", None)
         if stems and version(stems["root"]) != stems["version"]:
             raise KitError(
@@ -175,14 +176,45 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
     return Result(FeatureStore.open(p.out), True, p.clips, time.perf_counter() - started, silenced)
 
 
+def _fill(frontend, split: str, items: list[Clip], tmp: Path, workers: int) -> Iterator[tuple[int, list]]:
+    """Write a split's rows (and voice embeddings) into the store's memory-mapped arrays in `tmp`;
+    yields (clips done, [(clip index, decoding error)]). Audio on the CPU: chunks of clips in worker
+    processes (torch on one thread each; every step of a clip runs in one process). A GPU, or images:
+    this process computes, threads decode ahead."""
+    chunks = [(split, start, items[start : start + CHUNK], tmp) for start in range(0, len(items), CHUNK)]
+    if isinstance(frontend, AudioFrontend) and frontend.device == "cpu" and workers > 1:
+        with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(frontend,)) as pool:
+            yield from pool.map(_worker_chunk, chunks)
+        return
+    with ThreadPoolExecutor(workers) as pool, _torch_threads(1 if frontend.device == "cpu" else None):
+        for chunk in chunks:
+            yield frontend.write_chunk(*chunk, pool=pool, workers=workers)
+
+
+CHUNK = 64  # clips per task of a worker process
+_FRONTEND = None  # a worker process's front-end (its torch state is built once per process)
+
+
+def _worker_start(frontend) -> None:
+    import torch
+
+    global _FRONTEND
+    torch.set_num_threads(1)
+    _FRONTEND = frontend
+
+
+def _worker_chunk(chunk: tuple) -> tuple[int, list]:
+    return _FRONTEND.write_chunk(*chunk)
+
+
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch ops on `n` threads: the decoding threads need the other cores, and torch's
-    OpenMP pool spinning against them is ~7x slower on a 2-core machine."""
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch ops on `n` threads (None: as they are): the decoding threads need the other cores,
+    and torch's OpenMP pool spinning against them is ~7x slower on a 2-core machine."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(n or before)
     try:
         yield
     finally:
@@ -203,9 +235,17 @@ class AudioFrontend:
     outputs are concatenated as channels: `mix:logmel, vocals:logmel, mix:logfreq, vocals:logfreq`."""
 
     def __init__(
-        self, specs: list, duration: float, batch_size: int, inputs: tuple[str, ...], stems: dict | None, voice=None
+        self,
+        specs: list,
+        duration: float,
+        batch_size: int,
+        inputs: tuple[str, ...],
+        stems: dict | None,
+        voice=None,
+        device: str = "cpu",
     ):
         self.specs = specs
+        self.device = device  # where the front-ends and the voice encoder run
         self.sr = specs[0].sr
         self.duration = duration
         self.batch_size = batch_size
@@ -241,7 +281,7 @@ class AudioFrontend:
     def spectral(self) -> list:
         from kit.features.frontends import SpectralFrontend
 
-        return [SpectralFrontend(s) for s in self.specs]
+        return [SpectralFrontend(s, self.device) for s in self.specs]
 
     def _load(self, item: tuple[str, Clip]):
         split, clip = item
@@ -261,22 +301,30 @@ class AudioFrontend:
         """A batch's spectrograms (B, channels, *shape) and voice embeddings (B, inputs, 256) or None."""
         return self._spectra(waves), self.voice(np.stack(waves)) if self.voice else None
 
-    def batches(self, pool, split: str, items: list[Clip], workers: int) -> Iterator[tuple]:
-        """(first row, spectrograms, voice embeddings or None, [(clip, decoding error)]) per batch."""
-        start, wave, errors = 0, [], []
-        loaded = _ordered(pool, self._load, [(split, c) for c in items], self.batch_size * (workers + 2))
-        for clip, (y, err) in zip(items, loaded):
-            wave.append(y)
-            if err:
-                errors.append((clip, err))
-            if len(wave) == self.batch_size:
-                yield start, *self._rows(wave), errors
-                start, wave, errors = start + len(wave), [], []
-        if wave:
-            yield start, *self._rows(wave), errors
+    def write_chunk(self, split: str, start: int, items: list[Clip], tmp: Path, pool=None, workers: int = 1):
+        """Rows start.. of the split's arrays in `tmp` for `items`: (clips, [(row, decoding error)]).
+        With a thread `pool`, clips decode ahead in it; without, one after another here."""
+        rows = np.load(tmp / f"{split}.npy", mmap_mode="r+")
+        voice = np.load(tmp / f"{split}.voice.npy", mmap_mode="r+") if self.voice else None
+        work = [(split, c) for c in items]
+        loaded = ordered(pool, self._load, work, self.batch_size * (workers + 2)) if pool else map(self._load, work)
+        errors, at = [], start
+        for first in range(0, len(items), self.batch_size):
+            batch = [next(loaded) for _ in items[first : first + self.batch_size]]
+            errors += [(at + i, err) for i, (_, err) in enumerate(batch) if err]
+            spectra, embedded = self._rows([y for y, _ in batch])
+            rows[at : at + len(batch)] = spectra
+            if voice is not None:
+                voice[at : at + len(batch)] = embedded
+            at += len(batch)
+        rows.flush()
+        if voice is not None:
+            voice.flush()
+        return len(items), errors
 
 
 class ImageFrontend:
+    device = "cpu"
     axes = ("freq", "time")
     channels = ("image",)
     voice = None  # no audio to embed
@@ -297,25 +345,16 @@ class ImageFrontend:
         except (UnidentifiedImageError, OSError) as exc:
             return np.zeros(self.shape, np.float32), str(exc).splitlines()[0]
 
-    def batches(self, pool, split: str, items: list[Clip], workers: int):
-        for i, (clip, (img, err)) in enumerate(zip(items, _ordered(pool, self._load, items, 4 * workers))):
-            yield i, img[None, None], None, [(clip, err)] if err else []
-
-
-def _ordered(pool, fn, items, ahead: int) -> Iterator:
-    """pool.map with at most `ahead` results in flight (bounded memory, same order)."""
-    queue: collections.deque[Future] = collections.deque()
-    it = iter(items)
-    for item in it:
-        queue.append(pool.submit(fn, item))
-        if len(queue) >= ahead:
-            break
-    while queue:
-        result = queue.popleft().result()
-        nxt = next(it, None)
-        if nxt is not None:
-            queue.append(pool.submit(fn, nxt))
-        yield result
+    def write_chunk(self, split: str, start: int, items: list[Clip], tmp: Path, pool=None, workers: int = 1):
+        rows = np.load(tmp / f"{split}.npy", mmap_mode="r+")
+        loaded = ordered(pool, self._load, items, 4 * workers) if pool else map(self._load, items)
+        errors = []
+        for i, (img, err) in enumerate(loaded):
+            rows[start + i, 0] = img
+            if err:
+                errors.append((start + i, err))
+        rows.flush()
+        return len(items), errors
 
 
 def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None = None, fingerprint: dict | None = None):
@@ -340,12 +379,14 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
     vocal_stems = None
     if "vocals" in inputs:
         vocal_stems = _check_stems(Path(stems or "data/stems"), params, specs[0].sr, fingerprint or {})
+    device = resolve_device(params.device, "features.device")
     voice = None
     if params.voice.embed:
         from kit.features.voice import VoiceEncoder, weights_path
 
-        voice = VoiceEncoder(weights_path(params.voice.weights), specs[0].sr, params.duration)
-    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice)
+        precision = "bf16" if autocast_dtype(params.voice.precision, device) is not None else "fp32"
+        voice = VoiceEncoder(weights_path(params.voice.weights), specs[0].sr, params.duration, precision, str(device))
+    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice, str(device))
 
 
 def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:

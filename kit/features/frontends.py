@@ -64,12 +64,13 @@ class Spec:
 
 
 class SpectralFrontend:
-    """Waveforms (B, n_samples) float32 -> features (B, *spec.shape) float32 (builds torch state)."""
+    """Waveforms (B, n_samples) float32 -> features (B, *spec.shape) float32, computed on `device`."""
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, device: str = "cpu"):
         import torch
 
         self.spec = spec
+        self.device = torch.device(device)
         self.n_frames = spec.n_frames
         if spec.window == "hann":
             window = np.hanning(spec.win_length + 1)[:-1]  # periodic, as scipy.signal.get_window('hann')
@@ -84,8 +85,8 @@ class SpectralFrontend:
             filters = log_filterbank(n_mels, spec.n_fft, spec.sr, fmin, fmax)
         else:
             filters = htk_filterbank(n_mels, spec.n_fft, spec.sr, fmin, fmax)
-        self._window = torch.from_numpy(window.astype(np.float32))
-        self._bands = _bands(filters.astype(np.float32))
+        self._window = torch.from_numpy(window.astype(np.float32)).to(self.device)
+        self._bands = [(cols, lo, hi, w.to(self.device)) for cols, lo, hi, w in _bands(filters.astype(np.float32))]
         self._n_mels = n_mels
         self._buf: dict = {}
 
@@ -96,7 +97,7 @@ class SpectralFrontend:
         b, n = batch.shape
         buf = self._buffers(b)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             start = s.n_fft // 2 if s.center else 0
             signal = buf["padded"][:, start : start + n]
             if s.preemph:
@@ -122,7 +123,7 @@ class SpectralFrontend:
                 out = torch.where(mel == 0, torch.finfo(torch.float64).eps, mel).log_()
             if not s.time_first:
                 out = out.transpose(1, 2)
-            return out.contiguous().numpy()
+            return out.contiguous().cpu().numpy()
 
     def _buffers(self, b: int) -> dict:
         """Work tensors for a batch of b, kept between calls: fresh multi-MB allocations each
@@ -132,12 +133,13 @@ class SpectralFrontend:
         if self._buf.get("b") != b:
             s = self.spec
             need = max((self.n_frames - 1) * s.hop + s.win_length, s.n_samples + (s.n_fft if s.center else 0))
+            dev = self.device
             self._buf = {
                 "b": b,
-                "padded": torch.zeros(b, need),
-                "frames": torch.empty(b, self.n_frames, s.win_length),
-                "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64),
-                "mel": torch.empty(b * self.n_frames, self._n_mels),
+                "padded": torch.zeros(b, need, device=dev),
+                "frames": torch.empty(b, self.n_frames, s.win_length, device=dev),
+                "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64, device=dev),
+                "mel": torch.empty(b * self.n_frames, self._n_mels, device=dev),
             }
         return self._buf
 

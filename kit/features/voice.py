@@ -101,27 +101,36 @@ def _encoder():
 
 
 class VoiceEncoder:
-    """Waveforms (B, inputs, samples) at `sr` -> embeddings (B, inputs, 256) float32."""
+    """Waveforms (B, inputs, samples) at `sr` -> embeddings (B, inputs, 256) float32, on `device`;
+    `precision` bf16 autocasts the LSTM (~1.7x faster on CPUs with native bf16; on song4-dev's clips
+    the embeddings stay within cosine 0.9993 of fp32's, on pure synthetic tones only 0.95)."""
 
-    def __init__(self, path: Path, sr: int, duration: float):
+    def __init__(self, path: Path, sr: int, duration: float, precision: str = "fp32", device: str = "cpu"):
         self.path = path
         self.sr = sr
         self.n_samples = round(duration * SR)
+        self.precision = precision  # fp32 | bf16, resolved
+        self.device = device
 
     @functools.cached_property
     def model(self):  # loaded at the first embedding: a store that is up to date needs only the hash
         model = _encoder()
         model.load_state_dict(load_state(self.path))
-        return model.eval()
+        return model.eval().to(self.device)
 
     @functools.cached_property
-    def mel(self) -> np.ndarray:
+    def mel(self):
         import librosa
+        import torch
 
-        return librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+        mel = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+        return torch.from_numpy(mel).to(self.device)
 
     def describe(self) -> dict:
-        return {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}
+        desc = {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}
+        return (
+            desc if self.precision == "fp32" else {**desc, "precision": self.precision}
+        )  # fp32 stores keep their hash
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         import soxr
@@ -132,21 +141,25 @@ class VoiceEncoder:
         y = np.pad(y, ((0, 0), (0, max(0, self.n_samples - y.shape[1]))))[:, : self.n_samples]
         rms = np.sqrt(np.mean(y.astype(np.float64) ** 2, axis=1, keepdims=True))
         y = np.where(rms > 1e-6, y * (10 ** (TARGET_DBFS / 20) / np.maximum(rms, 1e-6)), y).astype(np.float32)
-        mels = self._mels(y)  # (n, frames, 40)
-        starts = windows(mels.shape[1])
-        parts = np.stack([mels[:, s : s + WINDOW] for s in starts], axis=1)  # (n, windows, WINDOW, 40)
+        dev = torch.device(self.device)
+        bf16 = self.precision == "bf16"
         with torch.inference_mode():
-            emb = self.model(torch.from_numpy(parts.reshape(-1, WINDOW, N_MELS))).numpy()
+            mels = self._mels(torch.from_numpy(y).to(dev))  # (n, frames, 40), fp32
+            starts = windows(mels.shape[1])
+            parts = torch.stack([mels[:, s : s + WINDOW] for s in starts], dim=1)  # (n, windows, WINDOW, 40)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):  # the LSTM only
+                emb = self.model(parts.reshape(-1, WINDOW, N_MELS)).float().cpu().numpy()
         return emb.reshape(len(flat), len(starts), DIM).mean(1).reshape(*waves.shape[:-1], DIM)
 
-    def _mels(self, y: np.ndarray) -> np.ndarray:
+    def _mels(self, y):
         """librosa.feature.melspectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=40), power, time first."""
-        import librosa
+        import torch
 
-        power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2  # (n, 201, frames)
-        mels = np.einsum("mf,nft->ntm", self.mel, power, optimize=True).astype(np.float32)
+        window = torch.hann_window(N_FFT, periodic=True, device=y.device)
+        spec = torch.stft(y, N_FFT, HOP, window=window, center=True, pad_mode="constant", return_complex=True)
+        mels = torch.matmul(spec.abs().square().transpose(1, 2), self.mel.T).float()  # (n, frames, 40)
         if mels.shape[1] < WINDOW:
-            mels = np.pad(mels, ((0, 0), (0, WINDOW - mels.shape[1]), (0, 0)))
+            mels = torch.nn.functional.pad(mels, (0, 0, 0, WINDOW - mels.shape[1]))
         return mels
 
 

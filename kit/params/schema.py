@@ -71,7 +71,6 @@ class DemucsParams:
     repo: str = param(
         "", 'Local folder of downloaded weights; "" = demucs\' own cache.', flag={"separate": "--demucs-repo"}
     )
-    device: str = param("auto", "auto | cpu | cuda | cuda:N.", pattern=DEVICE, identity=False)
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,10 @@ class SeparateParams:
     )
     out: str = param("data/stems", "Stems folder.", identity=False, flag={"separate": "--out", "features": "--stems"})
     accompaniment: bool = param(False, "Also write the accompaniment stem.", flag="--accompaniment/--no-accompaniment")
-    workers: int = param(0, "Processes; 0 = one per core.", ge=0, identity=False)
+    workers: int = param(0, "Processes (threads with a GPU); 0 = one per core.", ge=0, identity=False)
+    device: str = param("auto", "dsp and demucs: auto (cuda when available) | cpu | cuda | cuda:N.", pattern=DEVICE,
+                        identity=False, flag={"separate": "--device"})  # fmt: skip
+    batch_size: int = param(16, "dsp: clips per batch.", ge=1, identity=False)
     dsp: DspParams = section(DspParams, "REPET-SIM style soft mask: what does not repeat across frames is voice.")
     spleeter: SpleeterParams = section(SpleeterParams, "Spleeter 2stems, in its own venv.")
     demucs: DemucsParams = section(DemucsParams, "Demucs (pip install 'kit[demucs]').")
@@ -132,6 +134,11 @@ class ImageParams:
 class VoiceParams:
     embed: bool = param(True, "Store each input's 256-d GE2E voice embedding (audio only).", flag="--voice/--no-voice")
     weights: str = param("", 'Encoder weights (.pt / .safetensors); "" = the resemblyzer package\'s pretrained.pt.')
+    precision: Literal["auto", "fp32", "bf16"] = param(
+        "fp32",
+        "The encoder's LSTM: bf16 ~1.7x faster on CPUs with native bf16, embeddings moved (docs/recipes.md); "
+        "auto: bf16 on CUDA and such CPUs.",
+    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,10 @@ class FeaturesParams:
     )
     duration: float = param(3.0, "Clips are padded / trimmed to this many seconds.", gt=0)
     batch_size: int = param(8, "Clips per spectrogram batch.", ge=1, identity=False)
-    workers: int = param(0, "Decoding threads; 0 = one per core.", ge=0, identity=False)
+    workers: int = param(0, "Processes on the CPU (decoding threads with a GPU); 0 = one per core.", ge=0,
+                         identity=False)  # fmt: skip
+    device: str = param("auto", "Front-ends and voice embeddings: auto (cuda when available) | cpu | cuda | cuda:N.",
+                        pattern=DEVICE, identity=False, flag={"features": "--device"})  # fmt: skip
     on_error: Literal["fail", "silence"] = param("fail", "Undecodable clips: fail, or silence.", flag="--on-error")
     logmel: LogmelParams = section(LogmelParams, "librosa melspectrogram + power_to_db.")
     logfreq: LogfreqParams = section(LogfreqParams, "Log-frequency (constant-Q) bands from a long FFT.")
@@ -237,7 +247,7 @@ class TrainParams:
     )
     arch: str = param("cnn4f", "Zoo entry or timm:<name> (`kit models`); `kit train ARCH` sets it.")
     seed: int = param(0, "Random seed of the run (initialisation, batch order, augmentation).", ge=0, flag="--seed")
-    epochs: int = param(36, "Epochs (song4-dev on 2 CPU cores, bf16: ~14 min with the refit).", ge=1, flag="--epochs")
+    epochs: int = param(36, "Epochs (song4-dev on 2 CPU cores, bf16: ~7 min, ~14 with --refit).", ge=1, flag="--epochs")
     batch_size: int = param(32, "Training batch size.", ge=2, flag="--batch-size")
     lr: float = param(0.004, "Peak learning rate.", gt=0, flag="--lr")
     weight_decay: float = param(0.01, "Weight decay.", ge=0, flag="--weight-decay")
@@ -281,7 +291,7 @@ class TrainParams:
         key_omit=lambda v: v == [],
     )  # fmt: skip
     refit: bool = param(
-        True, "Holdout: then train on every train clip for the same epochs; it predicts the test clips.",
+        False, "Holdout: then train on every train clip for the same epochs; it predicts the test clips.",
         flag="--refit/--no-refit", key_omit=_off, key_values={True: "schedule"},
     )  # fmt: skip
     pack: int = param(

@@ -1,24 +1,28 @@
 """Separation backends behind one interface: describe() for the stems hash, run(jobs) to write.
 
-dsp runs here in a process pool; spleeter in its own venv through a worker; demucs in-process
+dsp runs batched in torch (a process pool on the CPU, this process on a GPU); spleeter in its own venv through a worker; demucs in-process
 when its optional extra is installed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 
+import numpy as np
+
 from kit.data import audio
+from kit.device import resolve_device
 from kit.errors import KitError, listing
 from kit.params import DspParams, SeparateParams
+from kit.prefetch import ordered
 from kit.separation.stems import Job, write_stem
 
 
 def make_backend(params: SeparateParams, sr: int, duration: float):
     if params.backend == "dsp":
-        return DspBackend(params.dsp, sr, duration)
+        return DspBackend(params.dsp, sr, duration, params.device, params.batch_size)
     if params.backend == "spleeter":
         from kit.separation.spleeter import SpleeterBackend
 
@@ -26,13 +30,17 @@ def make_backend(params: SeparateParams, sr: int, duration: float):
     if params.backend == "demucs":
         from kit.separation.demucs import DemucsBackend
 
-        return DemucsBackend(params.demucs, sr, duration)
+        return DemucsBackend(params.demucs, sr, duration, params.device)
     raise KitError(f"separate.backend: unknown backend {params.backend!r} (none | dsp | spleeter | demucs)")
 
 
 class DspBackend:
-    def __init__(self, p: DspParams, sr: int, duration: float):
+    """Batches of clips through kit.separation.dsp: on the CPU one process per worker (torch on one
+    thread each); on a GPU in this process, decoding and FLAC writing in threads around it."""
+
+    def __init__(self, p: DspParams, sr: int, duration: float, device: str, batch_size: int):
         self.p, self.sr, self.duration = p, sr, duration
+        self.device, self.batch_size = device, batch_size
 
     def describe(self) -> dict:
         from importlib.metadata import version
@@ -40,32 +48,63 @@ class DspBackend:
         return {"name": "dsp", **asdict(self.p), "librosa": version("librosa")}
 
     def run(self, jobs: list[Job], workers: int, progress: Callable[[int], None] | None) -> None:
-        chunk = 16
-        batches = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+        device = resolve_device(self.device, "separate.device")
+        batches = [jobs[i : i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
         failed: list[str] = []
-        with ProcessPoolExecutor(workers) as pool:
-            for n, errors in pool.map(_dsp_batch, [(b, self.p, self.sr, self.duration) for b in batches]):
-                failed += errors
-                if progress:
-                    progress(n)
+        if device.type == "cpu":
+            with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
+                for batch, errors in zip(batches, pool.map(self._batch, batches)):
+                    failed += errors
+                    if progress:
+                        progress(len(batch))
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                writes = []
+                for batch, (ok, waves, errors) in zip(batches, ordered(pool, self._decode, batches, 2)):
+                    failed += errors
+                    if ok:
+                        stems = self._separate(ok, waves, str(device))
+                        writes.append(pool.submit(self._write, ok, stems))
+                    if progress:
+                        progress(len(batch))
+                for w in writes:
+                    w.result()
         raise_failed(failed)
 
+    def _batch(self, jobs: list[Job]) -> list[str]:
+        ok, waves, errors = self._decode(jobs)
+        if ok:
+            self._write(ok, self._separate(ok, waves, "cpu"))
+        return errors
 
-def _dsp_batch(args) -> tuple[int, list[str]]:
-    from kit.separation.dsp import separate
+    def _decode(self, jobs: list[Job]) -> tuple[list[Job], list[np.ndarray], list[str]]:
+        ok, waves, errors = [], [], []
+        for job in jobs:
+            try:
+                waves.append(audio.load(job.src, self.sr, self.duration))
+                ok.append(job)
+            except audio.DecodeError as exc:
+                errors.append(f"{job.src} ({exc})")
+        return ok, waves, errors
 
-    jobs, p, sr, duration = args
-    errors = []
-    for job in jobs:
-        try:
-            y = audio.load(job.src, sr, duration)
-        except audio.DecodeError as exc:
-            errors.append(f"{job.src} ({exc})")
-            continue
-        stems = dict(zip(("vocals", "accompaniment"), separate(y, sr, p)))
-        for stem, out in job.outs.items():
-            write_stem(out, stems[stem], sr)
-    return len(jobs), errors
+    def _separate(self, jobs: list[Job], waves: list[np.ndarray], device: str) -> dict[str, np.ndarray]:
+        from kit.separation.dsp import separate_batch
+
+        accompaniment = any("accompaniment" in j.outs for j in jobs)
+        vocals, accomp = separate_batch(np.stack(waves), self.sr, self.p, accompaniment=accompaniment, device=device)
+        return {"vocals": vocals, "accompaniment": accomp}
+
+    def _write(self, jobs: list[Job], stems: dict[str, np.ndarray]) -> None:
+        for i, job in enumerate(jobs):
+            for stem, out in job.outs.items():
+                write_stem(out, stems[stem][i], self.sr)
+
+
+def _one_thread() -> None:
+    """A worker process's torch runs on one thread: the other workers have the other cores."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def raise_failed(failed: list[str]) -> None:

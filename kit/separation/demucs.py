@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.data import audio
+from kit.device import resolve_device
 from kit.errors import KitError
 from kit.params import DemucsParams
 from kit.separation.backends import raise_failed
@@ -21,12 +22,12 @@ BATCH = 8
 
 
 class DemucsBackend:
-    def __init__(self, p: DemucsParams, sr: int, duration: float):
+    def __init__(self, p: DemucsParams, sr: int, duration: float, device: str):
         try:
             from demucs.pretrained import get_model
         except ImportError:
             raise KitError("demucs is not installed: pip install 'kit[demucs]'") from None
-        self.p, self.sr, self.duration = p, sr, duration
+        self.p, self.sr, self.duration, self.device = p, sr, duration, device
         repo = Path(p.repo) if p.repo else None
         if repo is not None and not repo.is_dir():
             raise KitError(f"separate.demucs.repo: {repo} is not a folder")
@@ -50,8 +51,7 @@ class DemucsBackend:
         import torch
         from demucs.apply import apply_model
 
-        device = "cuda" if self.p.device == "auto" and torch.cuda.is_available() else self.p.device
-        device = "cpu" if device == "auto" else device
+        device = resolve_device(self.device, "separate.device")
         rate, n = self.model.samplerate, round(self.duration * self.model.samplerate)
         vocals_at = self.model.sources.index("vocals")
         failed = []

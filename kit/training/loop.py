@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kit.device import autocast_dtype
 from kit.metrics import better, scores
 from kit.params import TrainParams
 from kit.params.load import pseudo_start
@@ -46,7 +47,6 @@ from kit.training.fold import Fold, FoldResult
 from kit.training.model import (
     FREQ_DIM,
     Standardised,
-    autocast_dtype,
     input_stats,
     member_key,
     member_weights,

@@ -58,17 +58,6 @@ def member_key(name: str, g: int) -> str:
     return name if g == 0 else f"{name}{g}"
 
 
-def autocast_dtype(precision: str, device) -> torch.dtype | None:
-    """The dtype the forward pass autocasts to, None for fp32. auto: bf16 on CUDA and on CPUs with
-    native bf16 (oneDNN's bf16 convolutions: a cnn4f epoch ~1.6x fp32); fp32 on other CPUs, where
-    bf16 is emulated and slower."""
-    if precision == "fp32":
-        return None
-    cpu = [getattr(torch.cpu, f, lambda: False) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    native = device.type == "cuda" or any(check() for check in cpu)  # (torch < 2.5 lacks both checks)
-    return torch.bfloat16 if precision == "bf16" or native else None
-
-
 def predict(model, x, idx: np.ndarray, device, batch_size: int, amp: torch.dtype | None) -> np.ndarray:
     """Softmax probabilities (len(idx), K) float32, in idx order ((len(idx), G, K) from G packed
     members); amp: the autocast dtype (None: fp32)."""

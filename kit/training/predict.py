@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from kit.device import autocast_dtype
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.metrics import confusion, scores
@@ -23,7 +24,7 @@ from kit.params import TrainParams
 from kit.params.identity import recorded
 from kit.registry import runs as registry
 from kit.training import voice_head
-from kit.training.model import TIME_DIM, Standardised, autocast_dtype, predict
+from kit.training.model import TIME_DIM, Standardised, predict
 
 
 def tta_run(run: registry.Run, store: FeatureStore, shifts: int, device: torch.device) -> Path:

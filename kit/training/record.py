@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from kit import __version__
+from kit.device import autocast_dtype
 from kit.features.store import FeatureStore
 from kit.metrics import confusion, scores
 from kit.params import TrainParams
 from kit.registry import runs as registry
 from kit.training.fold import FoldResult
-from kit.training.model import autocast_dtype
 from kit.training.splits import Split, val_order
 from kit.training.voice_fit import VoiceHeads, blend_in
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from kit.device import resolve_device
 from kit.errors import KitError
 from kit.features.store import FeatureStore
 from kit.params import TrainParams
@@ -235,14 +236,3 @@ def _inputs(store: FeatureStore, channels: list[str], labels: np.ndarray, pseudo
     both = torch.from_numpy(np.concatenate([x, x_test])).to(device)
     y = np.concatenate([labels, np.full(len(x_test), -1, labels.dtype)])
     return both, torch.from_numpy(y).to(device), both[len(x) :]
-
-
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KitError(f"train.device: {name} requested but CUDA is not available")
-    return dev

@@ -2,9 +2,10 @@
 
     python tests/data/identical/make.py
 
-The committed ones were made by kit at git commit 9fcd2da, before its training loop was rewritten
-as named steps over a state object, from the same configurations through its library call
-`kit.training.run.train` (that version's `kit train` flags spelled --pack as --stack).
+The committed ones were made by the training code of kit at git commit a1e5d6b (which gives 9fcd2da's
+bytes: that was the version before the training loop was rewritten as named steps over a state
+object) on the demo store that this version's `kit separate` + `kit features` build: the batched
+dsp separation moves stems by float32 rounding, and a store that moves changes every float after.
 """
 
 from __future__ import annotations
