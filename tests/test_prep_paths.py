@@ -43,6 +43,20 @@ def test_batched_stems_in_worker_processes_are_each_clips_own_separation(separat
         assert sr == 22050 and np.abs(stem - np.clip(alone, -1, 1)).max() <= 1.5 / 32768  # 16-bit rounding
 
 
+def test_one_worker_separates_in_this_process_as_a_gpu_would_and_writes_the_same_stems(separated, monkeypatch):
+    root, _ = separated
+    monkeypatch.chdir(root)
+    args = ["separate", "--out", "data/stems-here", "-S", "separate.workers=1", "-S", "separate.batch_size=4"]
+    result = runner.invoke(app, [*args, "--device", "cpu", "--accompaniment"])
+    assert result.exit_code == 0, result.output
+    for split, n in (("train", 10), ("test", 5)):
+        for i in range(n):
+            here = sf.read(root / "data" / "stems-here" / split / f"{i}.vocals.flac", dtype="int16")[0]
+            procs = sf.read(root / "data" / "stems" / split / f"{i}.vocals.flac", dtype="int16")[0]
+            assert np.abs(here.astype(int) - procs).max() <= 1, (split, i)  # batches of 4 here, 3 there
+            assert (root / "data" / "stems-here" / split / f"{i}.accompaniment.flac").exists()
+
+
 def test_worker_processes_and_this_process_write_the_same_store(separated):
     root, data = separated
     ds = load_dataset(data)

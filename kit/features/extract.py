@@ -8,7 +8,6 @@ memory-mapped float16 arrays inside a temp folder that is renamed into place at 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -25,7 +24,7 @@ from kit.atomic import atomic_dir, need_space, reserve, version
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
-from kit.device import autocast_dtype, resolve_device
+from kit.device import autocast_dtype, one_thread, resolve_device, torch_threads
 from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
 from kit.features.voice import DIM as VOICE_DIM
@@ -186,7 +185,7 @@ def _fill(frontend, split: str, items: list[Clip], tmp: Path, workers: int) -> I
         with ProcessPoolExecutor(workers, initializer=_worker_start, initargs=(frontend,)) as pool:
             yield from pool.map(_worker_chunk, chunks)
         return
-    with ThreadPoolExecutor(workers) as pool, _torch_threads(1 if frontend.device == "cpu" else None):
+    with ThreadPoolExecutor(workers) as pool, torch_threads(1 if frontend.device == "cpu" else None):
         for chunk in chunks:
             yield frontend.write_chunk(*chunk, pool=pool, workers=workers)
 
@@ -196,29 +195,13 @@ _FRONTEND = None  # a worker process's front-end (its torch state is built once 
 
 
 def _worker_start(frontend) -> None:
-    import torch
-
     global _FRONTEND
-    torch.set_num_threads(1)
+    one_thread()
     _FRONTEND = frontend
 
 
 def _worker_chunk(chunk: tuple) -> tuple[int, list]:
     return _FRONTEND.write_chunk(*chunk)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run torch ops on `n` threads (None: as they are): the decoding threads need the other cores,
-    and torch's OpenMP pool spinning against them is ~7x slower on a 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _workers(params: FeaturesParams) -> int:

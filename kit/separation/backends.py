@@ -13,7 +13,7 @@ from dataclasses import asdict
 import numpy as np
 
 from kit.data import audio
-from kit.device import resolve_device
+from kit.device import one_thread, resolve_device, torch_threads
 from kit.errors import KitError, listing
 from kit.params import DspParams, SeparateParams
 from kit.prefetch import ordered
@@ -36,7 +36,8 @@ def make_backend(params: SeparateParams, sr: int, duration: float):
 
 class DspBackend:
     """Batches of clips through kit.separation.dsp: on the CPU one process per worker (torch on one
-    thread each); on a GPU in this process, decoding and FLAC writing in threads around it."""
+    thread each); on a GPU (or with one worker) in this process, decoding and FLAC writing in
+    threads around it."""
 
     def __init__(self, p: DspParams, sr: int, duration: float, device: str, batch_size: int):
         self.p, self.sr, self.duration = p, sr, duration
@@ -51,14 +52,14 @@ class DspBackend:
         device = resolve_device(self.device, "separate.device")
         batches = [jobs[i : i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
         failed: list[str] = []
-        if device.type == "cpu":
-            with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
+        if device.type == "cpu" and workers > 1:
+            with ProcessPoolExecutor(workers, initializer=one_thread) as pool:
                 for batch, errors in zip(batches, pool.map(self._batch, batches)):
                     failed += errors
                     if progress:
                         progress(len(batch))
         else:
-            with ThreadPoolExecutor(workers) as pool:
+            with ThreadPoolExecutor(workers) as pool, torch_threads(1 if device.type == "cpu" else None):
                 writes = []
                 for batch, (ok, waves, errors) in zip(batches, ordered(pool, self._decode, batches, 2)):
                     failed += errors
@@ -98,13 +99,6 @@ class DspBackend:
         for i, job in enumerate(jobs):
             for stem, out in job.outs.items():
                 write_stem(out, stems[stem][i], self.sr)
-
-
-def _one_thread() -> None:
-    """A worker process's torch runs on one thread: the other workers have the other cores."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def raise_failed(failed: list[str]) -> None:
