@@ -1,7 +1,7 @@
 """Do pitch-track statistics of the vocal stem help the voice head on singers it never heard?
 
     python bench/pitch.py --data ../shared/data/song4-dev --stems data/stems --work bench-out/singers
-        [--config default] [--seeds 0]
+        [--config default] [--seeds 0] [--voice-store OTHER_STORE [--no-pitch]]
 
 The question (issue: one voice heard as several, male heard as female): a voice's fundamental
 frequency says male or female directly, and two voices at once make the tracked F0 jump between
@@ -16,6 +16,8 @@ head is fitted again exactly as kit fits it (`voice_head.fit`, on the run's own 
 plus the pitch statistics, (c) the pitch statistics alone. Each is blended with the run's saved
 network probabilities (voice_parts.npz) at the weight `voice_head.choose_weight` picks on the run's
 validation rows, and scored on the held-out singers. No network is retrained: only the head changes.
+--voice-store adds a head on another store's embeddings of the same clips (e.g. one built with
+features.voice.precision=bf16), to see what a change of the embeddings does to the blend.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="default", help="the bench/singers.py configuration whose runs to use")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--voice-store",
+        type=Path,
+        help="another store of the same clips (e.g. features.voice.precision=bf16): its embeddings as a head too",
+    )
+    ap.add_argument("--no-pitch", action="store_true", help="skip the pitch rows (with --voice-store)")
     ap.add_argument("--report", type=Path, default=None)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
@@ -109,18 +117,27 @@ def main(argv: list[str] | None = None) -> int:
     store = FeatureStore.open(args.store)
     split, _ = singers.outer_folds(args.data, store, 3, 0)
     labels, ids = store.labels("train"), store.ids("train")
-    console.print(f"F0 tracks of {len(ids)} vocal stems …")
-    pitch = all_stats(args.stems, ids, args.workers)
+    pitch = None
+    if not args.no_pitch:
+        console.print(f"F0 tracks of {len(ids)} vocal stems …")
+        pitch = all_stats(args.stems, ids, args.workers)
+    other = None
+    if args.voice_store:
+        alt = FeatureStore.open(args.voice_store)
+        if alt.ids("train") != ids:
+            raise SystemExit(f"{args.voice_store} holds other train clips than {args.store}")
+        other = alt.voice("train")
     overrides = [o for part in args.config.split("+") for o in singers.CONFIGS[part]]
     rows: dict[str, list[dict]] = {}
     for k, (t, v) in enumerate(split.folds):
         fold_store = (args.work / f"store-fold{k}").resolve()
         emb_train, emb_test = (FeatureStore.open(fold_store).voice(s) for s in ("train", "test"))
-        features = {
-            "embeddings (kit)": (emb_train, emb_test),
-            "embeddings + pitch": (np.hstack([emb_train, pitch[t]]), np.hstack([emb_test, pitch[v]])),
-            "pitch alone": (pitch[t], pitch[v]),
-        }
+        features = {"embeddings (kit)": (emb_train, emb_test)}
+        if pitch is not None:
+            features["embeddings + pitch"] = (np.hstack([emb_train, pitch[t]]), np.hstack([emb_test, pitch[v]]))
+            features["pitch alone"] = (pitch[t], pitch[v])
+        if other is not None:
+            features[f"embeddings of {args.voice_store}"] = (other[t], other[v])
         for seed in (int(s) for s in args.seeds.split(",")):
             run = singers.train_one(fold_store, (args.work / "runs").resolve(), overrides, seed, "")
             for name, r in fold_rows(fold_store, run.path, features, labels[v]).items():
