@@ -8,10 +8,10 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from test_separation import SR, _voice_over_band
 
 from kit.params import DspParams
 from kit.separation import dsp
-from tests.test_separation import SR, _voice_over_band
 
 
 def librosa_separation(y: np.ndarray, p: DspParams) -> tuple[np.ndarray, np.ndarray]:
