@@ -220,9 +220,9 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
-    from kit.device import autocast_dtype
+    from kit.device import precision_name
 
-    amp = "bf16" if autocast_dtype(args.precision, device) is not None else "fp32"
+    amp = precision_name(args.precision, device)
     rng = np.random.default_rng(0)
     table = Table(
         title=f"{args.arch} training throughput on {device} ({torch.get_num_threads()} threads), "

@@ -33,6 +33,11 @@ def autocast_dtype(precision: str, device):
     return torch.bfloat16 if precision == "bf16" or native else None
 
 
+def precision_name(precision: str, device) -> str:
+    """ "bf16" or "fp32": what `precision` (auto | fp32 | bf16) resolves to on `device`."""
+    return "bf16" if autocast_dtype(precision, device) is not None else "fp32"
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run torch ops on `n` threads (None: as they are): where decoding threads need the other

@@ -24,7 +24,7 @@ from kit.atomic import atomic_dir, need_space, reserve, version
 from kit.data import audio
 from kit.data.fingerprint import dataset_fingerprint, digest
 from kit.data.layout import Clip, Dataset
-from kit.device import autocast_dtype, one_thread, resolve_device, torch_threads
+from kit.device import one_thread, precision_name, resolve_device, torch_threads
 from kit.errors import KitError, listing
 from kit.features.store import META, FeatureStore, is_current
 from kit.features.voice import DIM as VOICE_DIM
@@ -116,23 +116,9 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
         for split, items in dataset.splits.items():
             if not items:
                 continue
-            rows = np.lib.format.open_memmap(
-                tmp / f"{split}.npy",
-                mode="w+",
-                dtype=np.float16,
-                shape=(len(items), len(frontend.channels), *frontend.shape),
-            )
-            reserve(tmp / f"{split}.npy", rows.offset + rows.nbytes)
-            del rows
+            _allocate(tmp / f"{split}.npy", np.float16, (len(items), len(frontend.channels), *frontend.shape))
             if frontend.voice:
-                voice = np.lib.format.open_memmap(
-                    tmp / f"{split}.voice.npy",
-                    mode="w+",
-                    dtype=np.float32,
-                    shape=(len(items), len(frontend.inputs), VOICE_DIM),
-                )
-                reserve(tmp / f"{split}.voice.npy", voice.offset + voice.nbytes)
-                del voice
+                _allocate(tmp / f"{split}.voice.npy", np.float32, (len(items), len(frontend.inputs), VOICE_DIM))
             for done, errors in _fill(frontend, split, items, tmp, _workers(params)):
                 for i, msg in errors:
                     name = f"{dataset.rel(items[i].path)} ({msg})"
@@ -173,6 +159,12 @@ def build(p: Plan, progress: Callable[[int], None] | None = None) -> Result:
         }
         (tmp / META).write_text(json.dumps(meta, indent=1))
     return Result(FeatureStore.open(p.out), True, p.clips, time.perf_counter() - started, silenced)
+
+
+def _allocate(path: Path, dtype, shape: tuple) -> None:
+    """An .npy file of `shape` whose blocks are allocated on disk (a full disk fails here, not as SIGBUS)."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    reserve(path, array.offset + array.nbytes)
 
 
 def _fill(frontend, split: str, items: list[Clip], tmp: Path, workers: int) -> Iterator[tuple[int, list]]:
@@ -228,7 +220,7 @@ class AudioFrontend:
         device: str = "cpu",
     ):
         self.specs = specs
-        self.device = device  # where the front-ends and the voice encoder run
+        self.device_setting = device  # features.device: resolved (importing torch) only to compute
         self.sr = specs[0].sr
         self.duration = duration
         self.batch_size = batch_size
@@ -259,6 +251,11 @@ class AudioFrontend:
         if any(s.filters[0] == "slaney" for s in self.specs):
             desc["librosa"] = version("librosa")  # its mel filters
         return desc
+
+    @functools.cached_property
+    def device(self) -> str:
+        """Where the front-ends and the voice encoder run."""
+        return str(resolve_device(self.device_setting, "features.device"))
 
     @functools.cached_property
     def spectral(self) -> list:
@@ -362,14 +359,15 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
     vocal_stems = None
     if "vocals" in inputs:
         vocal_stems = _check_stems(Path(stems or "data/stems"), params, specs[0].sr, fingerprint or {})
-    device = resolve_device(params.device, "features.device")
     voice = None
     if params.voice.embed:
         from kit.features.voice import VoiceEncoder, weights_path
 
-        precision = "bf16" if autocast_dtype(params.voice.precision, device) is not None else "fp32"
-        voice = VoiceEncoder(weights_path(params.voice.weights), specs[0].sr, params.duration, precision, str(device))
-    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice, str(device))
+        precision = params.voice.precision  # auto alone depends on the device (and so on torch)
+        if precision == "auto":
+            precision = precision_name(precision, resolve_device(params.device, "features.device"))
+        voice = VoiceEncoder(weights_path(params.voice.weights), specs[0].sr, params.duration, precision, params.device)
+    return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice, params.device)
 
 
 def _check_stems(root: Path, params: FeaturesParams, sr: int, fingerprint: dict) -> dict:

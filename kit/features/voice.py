@@ -110,7 +110,13 @@ class VoiceEncoder:
         self.sr = sr
         self.n_samples = round(duration * SR)
         self.precision = precision  # fp32 | bf16, resolved
-        self.device = device
+        self.device_setting = device  # resolved at the first embedding
+
+    @functools.cached_property
+    def device(self):
+        from kit.device import resolve_device
+
+        return resolve_device(self.device_setting, "features.device")
 
     @functools.cached_property
     def model(self):  # loaded at the first embedding: a store that is up to date needs only the hash
@@ -128,9 +134,9 @@ class VoiceEncoder:
 
     def describe(self) -> dict:
         desc = {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}
-        return (
-            desc if self.precision == "fp32" else {**desc, "precision": self.precision}
-        )  # fp32 stores keep their hash
+        if self.precision != "fp32":  # fp32 stores keep the hash they had before the option
+            desc["precision"] = self.precision
+        return desc
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
         import soxr
@@ -141,7 +147,7 @@ class VoiceEncoder:
         y = np.pad(y, ((0, 0), (0, max(0, self.n_samples - y.shape[1]))))[:, : self.n_samples]
         rms = np.sqrt(np.mean(y.astype(np.float64) ** 2, axis=1, keepdims=True))
         y = np.where(rms > 1e-6, y * (10 ** (TARGET_DBFS / 20) / np.maximum(rms, 1e-6)), y).astype(np.float32)
-        dev = torch.device(self.device)
+        dev = self.device
         bf16 = self.precision == "bf16"
         with torch.inference_mode():
             mels = self._mels(torch.from_numpy(y).to(dev))  # (n, frames, 40), fp32

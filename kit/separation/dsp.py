@@ -105,7 +105,10 @@ def median(values: list):
     """Elementwise median of equally shaped numpy arrays or torch tensors (numpy's: the mean of the
     two middle ones for an even count), by the comparators of a sorting network that reach the middle.
     Overwrites the inputs."""
-    xp = np if isinstance(values[0], np.ndarray) else _torch()
+    if isinstance(values[0], np.ndarray):
+        xp = np
+    else:
+        import torch as xp
     v = list(values)
     spare = xp.empty_like(v[0])
     for i, j in median_network(len(v)):
@@ -114,12 +117,6 @@ def median(values: list):
         v[i], spare = spare, v[i]
     n = len(v)
     return v[n // 2] if n % 2 else xp.add(v[n // 2 - 1], v[n // 2], out=spare) / 2
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 @functools.lru_cache(maxsize=16)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kit import __version__
-from kit.device import autocast_dtype
+from kit.device import precision_name
 from kit.features.store import FeatureStore
 from kit.metrics import confusion, scores
 from kit.params import TrainParams
@@ -113,7 +113,7 @@ def device_name(device, precision: str) -> str:
     """e.g. "cpu (2 threads, bf16)": where the run trained, and in what precision."""
     import torch
 
-    amp = "bf16" if autocast_dtype(precision, device) is not None else "fp32"
+    amp = precision_name(precision, device)
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)}, {amp})"
     return f"cpu ({torch.get_num_threads()} threads, {amp})"
