@@ -115,7 +115,7 @@ def run_scores(run, y: np.ndarray, tta: int, fold_store: Path) -> dict[str, dict
     return out
 
 
-def ensembles(runs: list, val_y: np.ndarray, y: np.ndarray, method: str) -> dict[str, dict]:
+def ensembles(runs: list, val_y: np.ndarray, y: np.ndarray, method: str, metric: str) -> dict[str, dict]:
     """The fold's runs of one configuration combined: the shipped method, mean, best by validation."""
     from kit.ensemble.methods import combine
 
@@ -124,7 +124,7 @@ def ensembles(runs: list, val_y: np.ndarray, y: np.ndarray, method: str) -> dict
     best = max(range(len(runs)), key=lambda i: runs[i].meta["metrics"]["accuracy"])
     out = {"best-member": scored(test[best], y)}
     for m in dict.fromkeys([method, "mean", "hillclimb"]):
-        out[f"ensemble-{m}"] = scored(combine(m, val, val_y, test, seed=0).test_probs, y)
+        out[f"ensemble-{m}"] = scored(combine(m, val, val_y, test, seed=0, metric=metric).test_probs, y)
     return out
 
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows[c].append({"fold": k, "seed": seed, "run": run.id, **scores})
             if len(runs) > 1:
                 val_y = FeatureStore.open(fold_store).labels("train")[np.load(runs[0].path / "val_index.npy")]
-                ens = ensembles(runs, val_y, labels[v], EnsembleParams().method)
+                ens = ensembles(runs, val_y, labels[v], EnsembleParams().method, EnsembleParams().metric)
                 rows[c].append({"fold": k, "seed": "ensemble", **ens})
     report(console, rows)
     if args.report:

@@ -210,7 +210,12 @@ def test_bad_inputs_raise_kit_error(method, val, y, test, message):
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [({"cv_folds": 1}, "cv_folds=1"), ({"n_init": 0}, "n_init=0"), ({"bagging": -1}, "bagging=-1")],
+    [
+        ({"cv_folds": 1}, "cv_folds=1"),
+        ({"n_init": 0}, "n_init=0"),
+        ({"bagging": -1}, "bagging=-1"),
+        ({"metric": "auc"}, "unknown ensemble metric 'auc'"),
+    ],
 )
 def test_bad_options_raise_kit_error(good_and_useless, option, message):
     val, y, test = good_and_useless
@@ -277,3 +282,33 @@ def test_the_default_method_does_not_lose_to_its_best_member_where_the_mean_does
     assert chosen.in_sample["log_loss"] <= best["log_loss"] and chosen.weights[0] >= 0.5
     assert chosen.estimate["accuracy"] >= best["accuracy"] - 0.01  # out of fold: at most a few clips apart
     assert scores(chosen.test_probs, y_test)["accuracy"] >= scores(mean.test_probs, y_test)["accuracy"]
+
+
+def _sharp_and_calibrated(rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A: right on 80% of rows but 97% sure when wrong (the best accuracy, a poor log-loss);
+    B: calibrated and right on ~63% (the best log-loss)."""
+    y = rng.integers(0, K, n)
+    wrong = rng.random(n) < 0.2
+    pred = np.where(wrong, (y + rng.integers(1, K, n)) % K, y)
+    sharp = np.full((n, K), 0.01)
+    sharp[np.arange(n), pred] = 0.97
+    return y, [sharp, _calibrated(y, rng, alpha=1.2)]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "log_loss"])
+def test_hillclimb_climbs_the_ranking_metric_from_the_best_member_by_it(metric):
+    """The default ensemble starts from the registry's best run (by ensemble.metric) and only adds
+    what raises that metric: on validation it is never below that member, in the metric users rank by."""
+    rng = np.random.default_rng(5)
+    y, val = _sharp_and_calibrated(rng, 800)
+    y_test, test = _sharp_and_calibrated(rng, 200)
+    a, b = scores(val[0], y), scores(val[1], y)
+    assert a["accuracy"] > b["accuracy"] and a["macro_f1"] > b["macro_f1"] and a["log_loss"] > b["log_loss"]
+    r = combine("hillclimb", val, y, test, metric=metric)
+    if metric == "log_loss":
+        assert r.in_sample["log_loss"] <= b["log_loss"]
+    else:  # from A, adding B while the metric rises: above both, where climbing log-loss is not
+        assert r.in_sample[metric] >= a[metric]
+        by_log_loss = combine("hillclimb", val, y, test, metric="log_loss")
+        assert r.in_sample[metric] > by_log_loss.in_sample[metric]
+        assert scores(r.test_probs, y_test)["accuracy"] >= scores(test[0], y_test)["accuracy"]

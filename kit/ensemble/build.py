@@ -51,6 +51,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
         cv_folds=_cv_folds(p.cv_folds, y, groups),
         seed=0,
         groups=groups,
+        metric=p.metric,
     )
     ids = [r.id for r in members.runs]
     name = p.name or f"{p.method}-{len(ids)}runs-{hashlib.sha256(','.join(ids).encode()).hexdigest()[:8]}"
@@ -58,7 +59,7 @@ def build(p: EnsembleParams, train: TrainParams, *, run_ids: list[str] | None = 
     manifest = {
         "name": name,
         "method": p.method,
-        "params": {k: getattr(p, k) for k in ("geometric", "n_init", "bagging", "cv_folds")},
+        "params": {k: getattr(p, k) for k in ("metric", "geometric", "n_init", "bagging", "cv_folds")},
         "members": [
             {"run": r.id, "arch": r.meta["arch"], "inputs": r.inputs, "weight": w, **s}
             for r, w, s in zip(members.runs, weights, result.members_scores)

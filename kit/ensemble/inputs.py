@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kit.errors import KitError
+from kit.metrics import HIGHER_IS_BETTER
 
 ROW_SUM_TOL = 1e-3
 
@@ -22,10 +23,13 @@ def check_inputs(
     bagging: int,
     cv_folds: int,
     groups: np.ndarray | None = None,
+    metric: str = "accuracy",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated (M, n_val, K) validation probs, (n_val,) int labels and (M, n_test, K) test probs."""
     if method not in methods:
         raise KitError(f"unknown ensemble method {method!r}: choose one of {', '.join(methods)}")
+    if metric not in HIGHER_IS_BETTER:
+        raise KitError(f"unknown ensemble metric {metric!r}: choose one of {', '.join(HIGHER_IS_BETTER)}")
     if len(val_probs) == 0:
         raise KitError("no ensemble members: give at least one run")
     if len(test_probs) != len(val_probs):

@@ -48,16 +48,26 @@ def combine(
     cv_folds: int = 5,
     seed: int = 0,
     groups: np.ndarray | None = None,
+    metric: str = "accuracy",
 ) -> EnsembleResult:
     """Combine members' (n_val, K) validation and (n_test, K) test probabilities with `method` (see METHODS).
 
     `geometric` blends by normalised weighted geometric mean (mean / weighted / hillclimb; stack always
-    works on log-probabilities). `n_init` and `bagging` are hill-climbing options; `n_init` is capped at
-    the number of members (or bag size). `groups` (one per validation row) keeps each group in one
+    works on log-probabilities). `n_init`, `bagging` and `metric` (what it climbs: accuracy, macro_f1 or
+    log_loss) are hill-climbing options; `n_init` is capped at the number of members (or bag size). `groups` (one per validation row) keeps each group in one
     fold of every cross-validation. Deterministic given `seed`.
     """
     val, labels, test = check_inputs(
-        method, METHODS, val_probs, y, test_probs, n_init=n_init, bagging=bagging, cv_folds=cv_folds, groups=groups
+        method,
+        METHODS,
+        val_probs,
+        y,
+        test_probs,
+        n_init=n_init,
+        bagging=bagging,
+        cv_folds=cv_folds,
+        groups=groups,
+        metric=metric,
     )
     members = [scores(p, labels) for p in val]
     if method == "mean":
@@ -66,7 +76,7 @@ def combine(
         s = scores(in_val, labels)
         return EnsembleResult(method, w, in_val, blend(test, w, geometric), s, dict(s), members)
 
-    fit = _fitter(method, geometric=geometric, n_init=n_init, bagging=bagging, seed=seed)
+    fit = _fitter(method, geometric=geometric, n_init=n_init, bagging=bagging, seed=seed, metric=metric)
     oof = _out_of_fold(fit, val, labels, groups, cv_folds, seed)
     final = fit(val, labels, groups)
     return EnsembleResult(
@@ -84,11 +94,11 @@ def combine(
 Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray | None], Fitted]
 
 
-def _fitter(method: str, *, geometric: bool, n_init: int, bagging: int, seed: int) -> Fitter:
+def _fitter(method: str, *, geometric: bool, n_init: int, bagging: int, seed: int, metric: str) -> Fitter:
     if method == "weighted":
         return lambda P, y, g: fit_weighted(P, y, geometric)
     if method == "hillclimb":
-        return lambda P, y, g: fit_hillclimb(P, y, geometric, n_init, bagging, seed)
+        return lambda P, y, g: fit_hillclimb(P, y, geometric, n_init, bagging, seed, metric)
     return lambda P, y, g: fit_stack(P, y, seed, g)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 EPS = 1e-15
 MAX_STEPS = 100  # hill-climbing additions after the initial members
-MIN_GAIN = 1e-12  # an addition must lower the log-loss by more than this
+MIN_GAIN = 1e-12  # an addition must improve the climbed metric by more than this
 BAG_FRACTION = 0.5  # share of the members each bag may select from (Caruana et al. 2004)
 
 
@@ -77,11 +77,14 @@ def fit_weighted(P: np.ndarray, y: np.ndarray, geometric: bool) -> Fitted:
     return Fitted(lambda Q: blend(Q, w, geometric), w, {"converged": bool(res.success)})
 
 
-def fit_hillclimb(P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, bagging: int, seed: int) -> Fitted:
-    """Caruana ensemble selection; with `bagging` bags, select within random halves of the members and average."""
+def fit_hillclimb(
+    P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, bagging: int, seed: int, metric: str
+) -> Fitted:
+    """Caruana ensemble selection on `metric`; with `bagging` bags, select within random halves of the
+    members and average."""
     m = len(P)
     if bagging == 0:
-        counts = _select(P, y, geometric, n_init)
+        counts = _select(P, y, geometric, n_init, metric)
         w = counts / counts.sum()
     else:
         rng = np.random.default_rng(seed)
@@ -90,41 +93,52 @@ def fit_hillclimb(P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, ba
         w = np.zeros(m)
         for _ in range(bagging):
             subset = np.sort(rng.choice(m, size, replace=False))
-            bag = _select(P[subset], y, geometric, n_init)
+            bag = _select(P[subset], y, geometric, n_init, metric)
             counts[subset] += bag
             w[subset] += bag / bag.sum()
         w /= bagging
     return Fitted(lambda Q: blend(Q, w, geometric), w, {"selection_counts": counts.tolist()})
 
 
-def _select(P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int) -> np.ndarray:
-    """Selection counts: start from the best `n_init` members, add (with replacement) while log-loss improves."""
+def _select(P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, metric: str) -> np.ndarray:
+    """Selection counts: start from the best `n_init` members by `metric` (ties: log-loss, then the
+    members' order), add one (with replacement) while that raises `metric`; among additions that
+    raise it equally, the one with the lower log-loss."""
     m, n = P.shape[:2]
-    rows = np.arange(n)
     logp = np.log(np.clip(P, EPS, None))
-    member_loss = -logp[:, rows, y].mean(1)
+    parts = logp if geometric else P  # what the running sum adds up, all classes
     counts = np.zeros(m, dtype=np.int64)
-    counts[np.argsort(member_loss, kind="stable")[: min(n_init, m)]] = 1
-    # what the running sum adds up: true-class probabilities, or (geometric) log-probabilities of all classes
-    parts = logp if geometric else P[:, rows, y]
+    start = np.lexsort((np.arange(m), *_losses(parts, 1, y, geometric, metric)[::-1]))
+    counts[start[: min(n_init, m)]] = 1
     total = np.tensordot(counts, parts, 1)
-    best = _candidate_losses(total[None], counts.sum(), y, geometric)[0]
+    best = _losses(total[None], counts.sum(), y, geometric, metric)[0][0]
     for _ in range(MAX_STEPS):
         cand = total[None] + parts
-        losses = _candidate_losses(cand, counts.sum() + 1, y, geometric)
-        pick = int(losses.argmin())
-        if losses[pick] > best - MIN_GAIN:
+        target, loss = _losses(cand, counts.sum() + 1, y, geometric, metric)
+        pick = int(np.lexsort((loss, target))[0])
+        if target[pick] > best - MIN_GAIN:
             break
         counts[pick] += 1
-        total, best = cand[pick], losses[pick]
+        total, best = cand[pick], target[pick]
     return counts
 
 
-def _candidate_losses(cand: np.ndarray, size: int, y: np.ndarray, geometric: bool) -> np.ndarray:
-    """Log-loss of each candidate ensemble from its running sum over `size` selected members."""
-    if not geometric:  # cand: (C, n) summed true-class probabilities
-        return -np.log(np.clip(cand / size, EPS, None)).mean(1)
-    z = cand / size  # (C, n, K) mean log-probabilities
-    zmax = z.max(2, keepdims=True)
-    lse = np.log(np.exp(z - zmax).sum(2)) + zmax[..., 0]
-    return -(z[:, np.arange(len(y)), y] - lse).mean(1)
+def _losses(cand: np.ndarray, size: int, y: np.ndarray, geometric: bool, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(metric as a loss, log-loss) of each candidate ensemble, from its (C, n, K) running sum over
+    `size` selected members (probabilities, or log-probabilities when geometric)."""
+    rows = np.arange(len(y))
+    if geometric:
+        z = cand / size
+        zmax = z.max(2, keepdims=True)
+        log_q = z - (np.log(np.exp(z - zmax).sum(2)) + zmax[..., 0])[..., None]
+        loss = -log_q[:, rows, y].mean(1)
+    else:
+        loss = -np.log(np.clip(cand[:, rows, y] / size, EPS, None)).mean(1)
+    if metric == "log_loss":
+        return loss, loss
+    pred = cand.argmax(2)  # the blend's argmax: normalising changes neither blend's order
+    if metric == "accuracy":
+        return -(pred == y).mean(1), loss
+    from sklearn.metrics import f1_score
+
+    return -np.array([f1_score(y, p, average="macro") for p in pred]), loss

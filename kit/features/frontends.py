@@ -27,6 +27,8 @@ from kit.errors import KitError
 from kit.params import FbankParams, LogfreqParams, LogmelParams
 
 GROUPS = 8  # filter groups in the banded filterbank product
+CPU_CLIPS = 2  # clips per pass on the CPU
+AMIN = 1e-10  # power_to_db's floor
 
 
 @dataclass(frozen=True)
@@ -91,57 +93,69 @@ class SpectralFrontend:
         self._buf: dict = {}
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """On the CPU, CPU_CLIPS clips per pass, so that their frames and spectra stay in cache (1.7x
+        faster than 8 at a time); on a GPU the whole batch in one pass."""
+        import torch
+
+        b = len(batch)
+        step = CPU_CLIPS if self.device.type == "cpu" else b
+        out = np.empty((b, *self.spec.shape), np.float32)
+        with torch.inference_mode():
+            for i in range(0, b, step):
+                out[i : i + step] = self._pass(np.ascontiguousarray(batch[i : i + step], dtype=np.float32))
+        return out
+
+    def _pass(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         s = self.spec
         b, n = batch.shape
         buf = self._buffers(b)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-            start = s.n_fft // 2 if s.center else 0
-            signal = buf["padded"][:, start : start + n]
-            if s.preemph:
-                signal[:, :1] = x[:, :1]
-                torch.sub(x[:, 1:], x[:, :-1], alpha=s.preemph, out=signal[:, 1:])
-            else:
-                signal.copy_(x)
-            frames = buf["padded"].unfold(1, s.win_length, s.hop)[:, : self.n_frames]
-            torch.mul(frames, self._window, out=buf["frames"])
-            torch.fft.rfft(buf["frames"], n=s.n_fft, out=buf["spec"])  # (B, T, bins) complex
-            power = torch.view_as_real(buf["spec"]).square_().view(b * self.n_frames, -1)  # re², im² interleaved
-            mel = buf["mel"]
-            for cols, lo, hi, weights in self._bands:
-                torch.mm(power[:, lo:hi], weights, out=mel[:, cols])
-            mel = mel.view(b, self.n_frames, self._n_mels)
-            if s.power_scale != 1.0:
-                mel *= s.power_scale
-            if s.log == "db":
-                out = mel.clamp_min_(1e-10).log10_().mul_(10.0)
-                if s.top_db is not None:
-                    out = torch.maximum(out, out.amax(dim=(1, 2), keepdim=True) - s.top_db)
-            else:
-                out = torch.where(mel == 0, torch.finfo(torch.float64).eps, mel).log_()
-            if not s.time_first:
-                out = out.transpose(1, 2)
-            return out.contiguous().cpu().numpy()
+        x = torch.from_numpy(batch).to(self.device)
+        start = s.n_fft // 2 if s.center else 0
+        signal = buf["padded"][:, start : start + n]
+        if s.preemph:
+            signal[:, :1] = x[:, :1]
+            torch.sub(x[:, 1:], x[:, :-1], alpha=s.preemph, out=signal[:, 1:])
+        else:
+            signal.copy_(x)
+        frames = buf["padded"].unfold(1, s.win_length, s.hop)[:, : self.n_frames]
+        torch.mul(frames, self._window, out=buf["frames"])
+        torch.fft.rfft(buf["frames"], n=s.n_fft, out=buf["spec"])  # (B, T, bins) complex
+        power = torch.view_as_real(buf["spec"]).square_().view(b * self.n_frames, -1)  # re², im² interleaved
+        mel = buf["mel"]
+        for cols, lo, hi, weights in self._bands:
+            torch.mm(power[:, lo:hi], weights, out=mel[:, cols])
+        mel = mel.view(b, self.n_frames, self._n_mels)
+        if s.power_scale != 1.0:
+            mel *= s.power_scale
+        if s.log == "db":
+            floor = torch.tensor(AMIN, device=self.device)
+            if s.top_db is not None:  # power_to_db's top_db, applied to the power: log10 is monotone
+                floor = (mel.amax(dim=(1, 2), keepdim=True) * 10 ** (-s.top_db / 10)).clamp_min_(AMIN)
+            out = torch.maximum(mel, floor, out=mel).log10_().mul_(10.0)
+        else:
+            out = torch.where(mel == 0, torch.finfo(torch.float64).eps, mel).log_()
+        if not s.time_first:
+            out = out.transpose(1, 2)
+        return out.cpu().numpy()
 
     def _buffers(self, b: int) -> dict:
-        """Work tensors for a batch of b, kept between calls: fresh multi-MB allocations each
+        """Work tensors for a pass of b clips, kept between calls: fresh multi-MB allocations each
         batch cost page faults that doubled the run time."""
         import torch
 
-        if self._buf.get("b") != b:
+        if b not in self._buf:
             s = self.spec
             need = max((self.n_frames - 1) * s.hop + s.win_length, s.n_samples + (s.n_fft if s.center else 0))
             dev = self.device
-            self._buf = {
-                "b": b,
+            self._buf[b] = {
                 "padded": torch.zeros(b, need, device=dev),
                 "frames": torch.empty(b, self.n_frames, s.win_length, device=dev),
                 "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64, device=dev),
                 "mel": torch.empty(b * self.n_frames, self._n_mels, device=dev),
             }
-        return self._buf
+        return self._buf[b]
 
 
 def _bands(filters: np.ndarray):

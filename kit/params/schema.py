@@ -312,13 +312,15 @@ class TrainParams:
 class EnsembleParams:
     method: Literal["mean", "weighted", "hillclimb", "stack"] = param(
         "hillclimb",
-        "How runs are combined (hillclimb: from the best run, members added while they help).",
+        "How runs are combined (hillclimb: from the best run by `metric`, members added while they raise it).",
         flag="--method",
     )
     top: int = param(5, "Best comparable runs to combine.", ge=1, flag="--top")
-    metric: Literal["accuracy", "macro_f1", "log_loss"] = param("accuracy", "Ranks the candidates.")
+    metric: Literal["accuracy", "macro_f1", "log_loss"] = param(
+        "accuracy", "Ranks the candidates; what hillclimb climbs on validation."
+    )
     geometric: bool = param(False, "Geometric instead of arithmetic blending.", flag="--geometric/--arithmetic")
-    n_init: int = param(1, "hillclimb: start from the best N members.", ge=1, flag="--n-init")
+    n_init: int = param(1, "hillclimb: start from the best N members by `metric`.", ge=1, flag="--n-init")
     bagging: int = param(0, "hillclimb: bags of half the members; 0 = off.", ge=0, flag="--bagging")
     cv_folds: int = param(5, "Folds of the honest (out-of-fold) estimate.", ge=2)
     out: str = param("submissions", "Folder for <name>.csv + <name>.json.", identity=False, flag="--out")
