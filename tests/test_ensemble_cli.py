@@ -110,6 +110,21 @@ def test_every_method_writes_a_submission(registry_dir, method):
     assert [m["run"] for m in manifest["members"]] == ["good0", "good1", "good2"]
 
 
+@pytest.mark.parametrize(
+    "metric, weights", [("log_loss", [1, 0, 0, 0]), ("accuracy", [0.5, 0.5, 0, 0]), ("macro_f1", [0.5, 0.5, 0, 0])]
+)
+def test_hillclimb_climbs_the_metric_set_in_params(registry_dir, metric, weights):
+    """good0 has the best accuracy and log-loss; adding good1 raises accuracy (0.90 -> 0.95) and log-loss."""
+    result = runner.invoke(app, ["ensemble", "--top", "4", "--name", "h", "-S", f"ensemble.metric={metric}"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((registry_dir / "submissions" / "h.json").read_text())
+    assert manifest["method"] == "hillclimb" and manifest["params"]["metric"] == metric
+    assert [m["weight"] for m in manifest["members"]] == weights
+    assert "fell_back_to" not in manifest["details"]
+    sign = -1 if metric == "log_loss" else 1
+    assert sign * (manifest["in_sample"][metric] - manifest["best_member"][metric]) >= -1e-6  # float32 members
+
+
 def test_a_grouped_split_makes_the_ensemble_cv_keep_groups_whole(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120, groups=True))

@@ -312,3 +312,60 @@ def test_hillclimb_climbs_the_ranking_metric_from_the_best_member_by_it(metric):
         by_log_loss = combine("hillclimb", val, y, test, metric="log_loss")
         assert r.in_sample[metric] > by_log_loss.in_sample[metric]
         assert scores(r.test_probs, y_test)["accuracy"] >= scores(test[0], y_test)["accuracy"]
+
+
+def _pair_whose_blends_lose(n: int = 100) -> tuple[np.ndarray, list[np.ndarray]]:
+    """As on a real fold: A is right on 70% with the lower log-loss, B on 80%; where only one of them is
+    right the other is sure it is wrong, so every blend of the two is right on the 60% they share."""
+    y = np.arange(n) % 3
+    other, third = (y + 1) % 3, (y + 2) % 3
+    a, b = np.zeros((n, 3)), np.zeros((n, 3))
+    rows = np.arange(n)
+
+    def put(p, sel, on_y, on_other):
+        p[rows[sel], y[sel]], p[rows[sel], other[sel]] = on_y, on_other
+        p[rows[sel], third[sel]] = 1 - on_y - on_other
+
+    both, b_only, a_only = rows < 60, (rows >= 60) & (rows < 80), (rows >= 80) & (rows < 90)
+    for p in (a, b):
+        put(p, both, 0.8, 0.1)
+        put(p, rows >= 90, 0.1, 0.8)  # both wrong
+    put(a, b_only, 0.05, 0.9), put(b, b_only, 0.5, 0.25)
+    put(a, a_only, 0.5, 0.25), put(b, a_only, 0.001, 0.998)
+    return y, [a, b]
+
+
+@pytest.mark.parametrize("geometric", [False, True])
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_hillclimb_starts_from_the_best_member_by_the_metric_not_by_log_loss(geometric, order):
+    y, (a, b) = _pair_whose_blends_lose()
+    sa, sb = scores(a, y), scores(b, y)
+    assert (sa["accuracy"], sb["accuracy"]) == (0.7, 0.8) and sa["log_loss"] < sb["log_loss"]
+    assert scores((a + b) / 2, y)["accuracy"] == 0.6
+    members = [[a, b][i] for i in order]
+    by_accuracy = combine("hillclimb", members, y, members, geometric=geometric, metric="accuracy")
+    by_log_loss = combine("hillclimb", members, y, members, geometric=geometric, metric="log_loss")
+    assert by_accuracy.weights.tolist() == [float(i == 1) for i in order]  # B alone, where the climb starts
+    assert "fell_back_to" not in by_accuracy.details
+    assert by_accuracy.in_sample["accuracy"] == 0.8
+    assert by_log_loss.in_sample["log_loss"] <= sa["log_loss"]
+
+
+def test_hillclimb_ties_on_the_metric_go_to_the_lower_log_loss_in_either_order():
+    """A sharpened copy of A has A's argmax everywhere (so every blend has A's accuracy) but another log-loss."""
+    y, (a, _) = _pair_whose_blends_lose()
+    sharp = a**3 / (a**3).sum(1, keepdims=True)
+    lower = 0 if scores(a, y)["log_loss"] < scores(sharp, y)["log_loss"] else 1
+    for members, first in (([a, sharp], lower), ([sharp, a], 1 - lower)):
+        r = combine("hillclimb", members, y, members, metric="accuracy")
+        assert r.weights.tolist() == [float(i == first) for i in range(2)]
+
+
+@pytest.mark.parametrize("options", [{"n_init": 2}, {"bagging": 4, "n_init": 2}])
+def test_hillclimb_falls_back_to_the_best_member_when_its_start_already_loses(options):
+    """Starting from both members (n_init 2) is the 60% blend; no single addition helps, so the climb stops
+    there, below B alone: the method returns B alone rather than lose to it."""
+    y, members = _pair_whose_blends_lose()
+    r = combine("hillclimb", members, y, members, metric="accuracy", **options)
+    assert r.in_sample["accuracy"] == 0.8 and r.weights.tolist() == [0.0, 1.0]
+    assert r.details["fell_back_to"] == 1

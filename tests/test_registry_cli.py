@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from stores import tiny_store
 from test_ensemble_cli import fake_run
 from typer.testing import CliRunner
@@ -27,3 +29,30 @@ def test_rm_deletes_from_the_folder_given_to_the_group_and_asks_first(tmp_path, 
     best = runner.invoke(app, ["registry", "--runs", str(default), "best", "--json"])
     assert best.exit_code == 0 and f'"path": "{default / "r1"}"' in best.stdout
     assert runner.invoke(app, ["registry", "--runs", str(other), "best"]).exit_code == 1  # no runs there now
+
+
+def test_of_runs_with_equal_accuracy_the_lower_log_loss_is_best_as_the_ensemble_starts_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
+    runs = tmp_path / "artifacts" / "runs"
+    for run_id, log_loss in (("a", 0.9), ("b", 0.8)):
+        fake_run(runs, run_id, store, quality=1.0)  # same predictions: the same accuracy
+        meta = json.loads((runs / run_id / "run.json").read_text())
+        meta["metrics"]["log_loss"] = log_loss
+        (runs / run_id / "run.json").write_text(json.dumps(meta))
+    best = runner.invoke(app, ["registry", "best", "--json"])
+    assert best.exit_code == 0 and json.loads(best.stdout)["id"] == "b"  # not "a", first by id
+
+
+def test_a_run_whose_metrics_lack_one_is_named_broken_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
+    runs = tmp_path / "artifacts" / "runs"
+    for run_id in ("ok", "old"):
+        fake_run(runs, run_id, store, quality=1.0)
+    meta = json.loads((runs / "old" / "run.json").read_text())
+    del meta["metrics"]["log_loss"]
+    (runs / "old" / "run.json").write_text(json.dumps(meta))
+    listing = runner.invoke(app, ["registry"])
+    assert listing.exit_code == 0 and "old: run.json's metrics lack log_loss" in listing.output
+    assert json.loads(runner.invoke(app, ["registry", "best", "--json"]).stdout)["id"] == "ok"

@@ -54,8 +54,9 @@ def combine(
 
     `geometric` blends by normalised weighted geometric mean (mean / weighted / hillclimb; stack always
     works on log-probabilities). `n_init`, `bagging` and `metric` (what it climbs: accuracy, macro_f1 or
-    log_loss) are hill-climbing options; `n_init` is capped at the number of members (or bag size). `groups` (one per validation row) keeps each group in one
-    fold of every cross-validation. Deterministic given `seed`.
+    log_loss) are hill-climbing options; `n_init` is capped at the number of members (or bag size).
+    `groups` (one per validation row) keeps each group in one fold of every cross-validation.
+    Deterministic given `seed`.
     """
     val, labels, test = check_inputs(
         method,

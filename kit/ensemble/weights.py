@@ -81,7 +81,8 @@ def fit_hillclimb(
     P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, bagging: int, seed: int, metric: str
 ) -> Fitted:
     """Caruana ensemble selection on `metric`; with `bagging` bags, select within random halves of the
-    members and average."""
+    members and average. If the result scores below the best single member on `metric` (possible with
+    `n_init` > 1 or bags), that member alone is returned: never below it on the rows it is fitted on."""
     m = len(P)
     if bagging == 0:
         counts = _select(P, y, geometric, n_init, metric)
@@ -97,19 +98,27 @@ def fit_hillclimb(
             counts[subset] += bag
             w[subset] += bag / bag.sum()
         w /= bagging
-    return Fitted(lambda Q: blend(Q, w, geometric), w, {"selection_counts": counts.tolist()})
+    details = {"selection_counts": counts.tolist()}
+    best = _ranked(P, y, metric)[0]
+    fitted, alone = (_losses(blend(P, v, geometric)[None], 1, y, False, metric)[0][0] for v in (w, np.eye(m)[best]))
+    if fitted > alone + MIN_GAIN:
+        w = np.eye(m)[best]
+        details["fell_back_to"] = int(best)
+    return Fitted(lambda Q: blend(Q, w, geometric), w, details)
+
+
+def _ranked(P: np.ndarray, y: np.ndarray, metric: str) -> np.ndarray:
+    """Members best first by `metric` (ties: the lower log-loss, then the members' order)."""
+    return np.lexsort((np.arange(len(P)), *_losses(P, 1, y, False, metric)[::-1]))
 
 
 def _select(P: np.ndarray, y: np.ndarray, geometric: bool, n_init: int, metric: str) -> np.ndarray:
     """Selection counts: start from the best `n_init` members by `metric` (ties: log-loss, then the
     members' order), add one (with replacement) while that raises `metric`; among additions that
     raise it equally, the one with the lower log-loss."""
-    m, n = P.shape[:2]
-    logp = np.log(np.clip(P, EPS, None))
-    parts = logp if geometric else P  # what the running sum adds up, all classes
-    counts = np.zeros(m, dtype=np.int64)
-    start = np.lexsort((np.arange(m), *_losses(parts, 1, y, geometric, metric)[::-1]))
-    counts[start[: min(n_init, m)]] = 1
+    parts = np.log(np.clip(P, EPS, None)) if geometric else P  # what the running sum adds up, all classes
+    counts = np.zeros(len(P), dtype=np.int64)
+    counts[_ranked(P, y, metric)[:n_init]] = 1
     total = np.tensordot(counts, parts, 1)
     best = _losses(total[None], counts.sum(), y, geometric, metric)[0][0]
     for _ in range(MAX_STEPS):

@@ -90,22 +90,26 @@ class SpectralFrontend:
         self._window = torch.from_numpy(window.astype(np.float32)).to(self.device)
         self._bands = [(cols, lo, hi, w.to(self.device)) for cols, lo, hi, w in _bands(filters.astype(np.float32))]
         self._n_mels = n_mels
-        self._buf: dict = {}
+        self._buf: dict = {}  # work tensors for the largest pass so far; a pass of b clips uses their first b
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """On the CPU, CPU_CLIPS clips per pass, so that their frames and spectra stay in cache (1.7x
         faster than 8 at a time); on a GPU the whole batch in one pass."""
         import torch
 
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if min(batch.strides) < 0:  # one reversed row counts as contiguous; torch takes no negative strides
+            batch = batch.copy()
         b = len(batch)
-        step = CPU_CLIPS if self.device.type == "cpu" else b
+        step = CPU_CLIPS if self.device.type == "cpu" else max(b, 1)
         out = np.empty((b, *self.spec.shape), np.float32)
         with torch.inference_mode():
             for i in range(0, b, step):
-                out[i : i + step] = self._pass(np.ascontiguousarray(batch[i : i + step], dtype=np.float32))
+                out[i : i + step] = self._pass(batch[i : i + step])
         return out
 
     def _pass(self, batch: np.ndarray) -> np.ndarray:
+        """Features of one pass; on the CPU a view into the work tensors, valid until the next pass."""
         import torch
 
         s = self.spec
@@ -123,17 +127,19 @@ class SpectralFrontend:
         torch.mul(frames, self._window, out=buf["frames"])
         torch.fft.rfft(buf["frames"], n=s.n_fft, out=buf["spec"])  # (B, T, bins) complex
         power = torch.view_as_real(buf["spec"]).square_().view(b * self.n_frames, -1)  # re², im² interleaved
-        mel = buf["mel"]
+        mel = buf["mel"]  # (B, T, n_mels)
+        rows = mel.view(b * self.n_frames, self._n_mels)
         for cols, lo, hi, weights in self._bands:
-            torch.mm(power[:, lo:hi], weights, out=mel[:, cols])
-        mel = mel.view(b, self.n_frames, self._n_mels)
+            torch.mm(power[:, lo:hi], weights, out=rows[:, cols])
         if s.power_scale != 1.0:
             mel *= s.power_scale
         if s.log == "db":
-            floor = torch.tensor(AMIN, device=self.device)
-            if s.top_db is not None:  # power_to_db's top_db, applied to the power: log10 is monotone
+            if s.top_db is None:
+                mel.clamp_min_(AMIN)
+            else:  # power_to_db's top_db, applied to the power: log10 is monotone
                 floor = (mel.amax(dim=(1, 2), keepdim=True) * 10 ** (-s.top_db / 10)).clamp_min_(AMIN)
-            out = torch.maximum(mel, floor, out=mel).log10_().mul_(10.0)
+                torch.maximum(mel, floor, out=mel)
+            out = mel.log10_().mul_(10.0)
         else:
             out = torch.where(mel == 0, torch.finfo(torch.float64).eps, mel).log_()
         if not s.time_first:
@@ -141,21 +147,21 @@ class SpectralFrontend:
         return out.cpu().numpy()
 
     def _buffers(self, b: int) -> dict:
-        """Work tensors for a pass of b clips, kept between calls: fresh multi-MB allocations each
-        batch cost page faults that doubled the run time."""
+        """Work tensors for a pass of b clips, kept between calls (fresh multi-MB allocations each
+        batch cost page faults that doubled the run time): the first b of those for the largest pass."""
         import torch
 
-        if b not in self._buf:
+        if len(self._buf.get("padded", ())) < b:
             s = self.spec
             need = max((self.n_frames - 1) * s.hop + s.win_length, s.n_samples + (s.n_fft if s.center else 0))
             dev = self.device
-            self._buf[b] = {
+            self._buf = {
                 "padded": torch.zeros(b, need, device=dev),
                 "frames": torch.empty(b, self.n_frames, s.win_length, device=dev),
                 "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64, device=dev),
-                "mel": torch.empty(b * self.n_frames, self._n_mels, device=dev),
+                "mel": torch.empty(b, self.n_frames, self._n_mels, device=dev),
             }
-        return self._buf[b]
+        return {k: v[:b] for k, v in self._buf.items()}
 
 
 def _bands(filters: np.ndarray):

@@ -97,6 +97,10 @@ def read_run(path: Path) -> Run:
         raise KitError(f"{path.name}: run.json is corrupt ({exc})") from None
     if not isinstance(meta, dict) or "metrics" not in meta or "arch" not in meta:
         raise KitError(f"{path.name}: run.json lacks arch / metrics")
+    metrics = meta["metrics"] if isinstance(meta["metrics"], dict) else {}
+    lacking = [m for m in HIGHER_IS_BETTER if not isinstance(metrics.get(m), (int, float))]
+    if lacking:
+        raise KitError(f"{path.name}: run.json's metrics lack {', '.join(lacking)}")
     _check_arrays(path, meta.get("num_classes"))
     return Run(path.name, path, meta)
 
@@ -197,7 +201,8 @@ def rank(
     split: str | None = None,
     feature_hash: str | None = None,
 ) -> list[Run]:
-    """Runs matching the filters, best first by validation `metric`."""
+    """Runs matching the filters, best first by validation `metric` (ties: the lower log-loss, as the
+    hillclimb ensemble breaks them, then the id)."""
     keep = [
         r
         for r in runs
@@ -206,7 +211,7 @@ def rank(
         and (feature_hash is None or r.meta["feature_hash"].startswith(feature_hash))
     ]
     sign = -1 if HIGHER_IS_BETTER[metric] else 1
-    return sorted(keep, key=lambda r: (sign * r.score(metric), r.id))
+    return sorted(keep, key=lambda r: (sign * r.score(metric), r.score("log_loss"), r.id))
 
 
 def ranked(
