@@ -674,3 +674,29 @@ def test_input_standardisation_is_per_channel(mode):
     axes = tuple(d for d in range(4) if d not in keep)
     assert mean.shape == ((1, 2, 8, 1) if mode == "band" else (1, 2, 1, 1))
     assert np.allclose(z.mean(axis=axes), 0, atol=1e-4) and np.allclose(z.std(axis=axes), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine_restarts", "multistep"])
+def test_replaying_the_schedule_on_resume_sets_the_rates_and_warns_nothing(scheduler):
+    """Resuming replays the finished epochs' schedule on a fresh optimizer, which torch warns about
+    (bench scripts train in-process, where kit's CLI does not silence library warnings)."""
+    import warnings
+
+    import torch
+
+    from kit.params import TrainParams
+    from kit.training.schedule import Schedule
+
+    p = TrainParams(epochs=4, lr=0.01, scheduler=scheduler, milestones=[1, 2])
+    straight = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
+    schedule = Schedule(straight, p, steps=3)
+    for epoch in range(2):
+        for i in range(3):
+            straight.step()
+            schedule.batch_end(epoch, i)
+        schedule.epoch_end(0.5)
+    fresh = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Schedule(fresh, p, steps=3).replay([{"epoch": 0}, {"epoch": 1}], "accuracy")
+    assert fresh.param_groups[0]["lr"] == pytest.approx(straight.param_groups[0]["lr"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import torch
 
 from kit.params import TrainParams
@@ -40,7 +43,11 @@ class Schedule:
             self.s.step()
 
     def replay(self, history: list[dict], metric: str) -> None:
-        for record in history:
-            for i in range(self.steps):
-                self.batch_end(record["epoch"], i)
-            self.epoch_end(record.get(f"val_{metric}"))
+        """Step through the finished epochs again, on an optimizer that has not stepped (torch warns
+        about exactly that, which is the point here)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"), UserWarning)
+            for record in history:
+                for i in range(self.steps):
+                    self.batch_end(record["epoch"], i)
+                self.epoch_end(record.get(f"val_{metric}"))
