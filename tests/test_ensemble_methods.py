@@ -361,11 +361,23 @@ def test_hillclimb_ties_on_the_metric_go_to_the_lower_log_loss_in_either_order()
         assert r.weights.tolist() == [float(i == first) for i in range(2)]
 
 
-@pytest.mark.parametrize("options", [{"n_init": 2}, {"bagging": 4, "n_init": 2}])
-def test_hillclimb_falls_back_to_the_best_member_when_its_start_already_loses(options):
+def test_hillclimb_falls_back_to_the_best_member_when_its_start_already_loses():
     """Starting from both members (n_init 2) is the 60% blend; no single addition helps, so the climb stops
     there, below B alone: the method returns B alone rather than lose to it."""
     y, members = _pair_whose_blends_lose()
-    r = combine("hillclimb", members, y, members, metric="accuracy", **options)
+    r = combine("hillclimb", members, y, members, metric="accuracy", n_init=2)
     assert r.in_sample["accuracy"] == 0.8 and r.weights.tolist() == [0.0, 1.0]
     assert r.details["fell_back_to"] == 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bagged_hillclimb_falls_back_when_its_bags_blend_below_the_best_member(seed):
+    """Bags of one of the two members each: averaged, every bag that took A makes A's weight at least
+    a quarter, a blend right on 60% (A's weight from 0.23 to 0.8) or 70%; then B alone is returned.
+    Where every bag took B (seeds 4 and 7) the bags already are B alone and nothing falls back."""
+    y, members = _pair_whose_blends_lose()
+    r = combine("hillclimb", members, y, members, metric="accuracy", bagging=4, seed=seed)
+    assert r.in_sample["accuracy"] == 0.8 and r.weights.tolist() == [0.0, 1.0]
+    took_a = r.details["selection_counts"][0] > 0
+    assert ("fell_back_to" in r.details) == took_a
+    assert took_a == (seed not in (4, 7))  # both cases are covered

@@ -56,3 +56,26 @@ def test_a_run_whose_metrics_lack_one_is_named_broken_not_a_crash(tmp_path, monk
     listing = runner.invoke(app, ["registry"])
     assert listing.exit_code == 0 and "old: run.json's metrics lack log_loss" in listing.output
     assert json.loads(runner.invoke(app, ["registry", "best", "--json"]).stdout)["id"] == "ok"
+
+
+def test_an_index_an_older_kit_wrote_is_rebuilt_so_its_runs_meet_todays_checks(tmp_path, monkeypatch):
+    """An index.json from before the metrics check, listing a run without log_loss as whole, with
+    stamps that still match: kit rebuilds it and names the run broken instead of crashing on it."""
+    monkeypatch.chdir(tmp_path)
+    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
+    runs = tmp_path / "artifacts" / "runs"
+    for run_id in ("ok", "old"):
+        fake_run(runs, run_id, store, quality=1.0)
+    meta = json.loads((runs / "old" / "run.json").read_text())
+    del meta["metrics"]["log_loss"]
+    (runs / "old" / "run.json").write_text(json.dumps(meta))
+    assert runner.invoke(app, ["registry"]).exit_code == 0  # writes today's index
+    index = tmp_path / "artifacts" / "index.json"
+    doc = json.loads(index.read_text())
+    del doc["version"]  # as an older kit wrote it: no version, the run listed as whole
+    doc["runs"]["old"], doc["broken"] = meta, {}
+    index.write_text(json.dumps(doc))
+    best = runner.invoke(app, ["registry", "best", "--json"])
+    assert best.exit_code == 0 and json.loads(best.stdout)["id"] == "ok"
+    assert "old: run.json's metrics lack log_loss" in runner.invoke(app, ["registry"]).output
+    assert json.loads(index.read_text())["version"] == 2

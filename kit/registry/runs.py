@@ -21,6 +21,7 @@ from kit.metrics import HIGHER_IS_BETTER
 
 RUN_JSON = "run.json"
 INDEX = "index.json"
+INDEX_VERSION = 2  # bump when read_run checks more: an index an older kit wrote is then rebuilt, its runs re-checked
 REQUIRED = ("run.json", "val_probs.npy", "val_index.npy")
 ARRAYS = ("val_index.npy", "val_probs.npy", "test_probs.npy")  # test_probs: when the store had a test split
 
@@ -173,6 +174,7 @@ def reindex(runs_dir: Path) -> Listing:
     stamps = _stamps(runs_dir)
     listing = scan(runs_dir)
     doc = {
+        "version": INDEX_VERSION,
         "runs": {r.id: r.meta for r in listing.runs},
         "broken": dict(listing.broken),
         "stamps": stamps,
@@ -182,10 +184,11 @@ def reindex(runs_dir: Path) -> Listing:
 
 
 def load(runs_dir: Path) -> Listing:
-    """The runs, from the index when it matches the folders and their run.json files, else rebuilt."""
+    """The runs, from the index when this kit wrote it and it matches the folders and their run.json
+    files, else rebuilt."""
     try:
         doc = json.loads(index_path(runs_dir).read_text())
-        if doc["stamps"] == _stamps(runs_dir):
+        if doc.get("version") == INDEX_VERSION and doc["stamps"] == _stamps(runs_dir):
             runs = [Run(i, runs_dir / i, meta) for i, meta in doc["runs"].items()]
             return Listing(runs, list(doc["broken"].items()))
     except (OSError, ValueError, KeyError, TypeError):
