@@ -44,8 +44,8 @@ def test_of_runs_with_equal_accuracy_the_lower_log_loss_is_best_as_the_ensemble_
     assert best.exit_code == 0 and json.loads(best.stdout)["id"] == "b"  # not "a", first by id
 
 
-def test_a_run_whose_metrics_lack_one_is_named_broken_not_a_crash(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _runs_ok_and_old_without_log_loss(tmp_path) -> dict:
+    """Runs "ok" and "old" in artifacts/runs, old's run.json without log_loss; returns old's run.json."""
     store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
     runs = tmp_path / "artifacts" / "runs"
     for run_id in ("ok", "old"):
@@ -53,6 +53,12 @@ def test_a_run_whose_metrics_lack_one_is_named_broken_not_a_crash(tmp_path, monk
     meta = json.loads((runs / "old" / "run.json").read_text())
     del meta["metrics"]["log_loss"]
     (runs / "old" / "run.json").write_text(json.dumps(meta))
+    return meta
+
+
+def test_a_run_whose_metrics_lack_one_is_named_broken_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _runs_ok_and_old_without_log_loss(tmp_path)
     listing = runner.invoke(app, ["registry"])
     assert listing.exit_code == 0 and "old: run.json's metrics lack log_loss" in listing.output
     assert json.loads(runner.invoke(app, ["registry", "best", "--json"]).stdout)["id"] == "ok"
@@ -62,13 +68,7 @@ def test_an_index_an_older_kit_wrote_is_rebuilt_so_its_runs_meet_todays_checks(t
     """An index.json from before the metrics check, listing a run without log_loss as whole, with
     stamps that still match: kit rebuilds it and names the run broken instead of crashing on it."""
     monkeypatch.chdir(tmp_path)
-    store = FeatureStore.open(tiny_store(tmp_path / "data" / "features", n=120))
-    runs = tmp_path / "artifacts" / "runs"
-    for run_id in ("ok", "old"):
-        fake_run(runs, run_id, store, quality=1.0)
-    meta = json.loads((runs / "old" / "run.json").read_text())
-    del meta["metrics"]["log_loss"]
-    (runs / "old" / "run.json").write_text(json.dumps(meta))
+    meta = _runs_ok_and_old_without_log_loss(tmp_path)
     assert runner.invoke(app, ["registry"]).exit_code == 0  # writes today's index
     index = tmp_path / "artifacts" / "index.json"
     doc = json.loads(index.read_text())

@@ -100,8 +100,11 @@ def fit_hillclimb(
         w /= bagging
     details = {"selection_counts": counts.tolist()}
     best = _ranked(P, y, metric)[0]
-    fitted, alone = (_losses(blend(P, v, geometric)[None], 1, y, False, metric)[0][0] for v in (w, np.eye(m)[best]))
-    if fitted > alone + MIN_GAIN:
+
+    def score(v):  # the blend with weights v on `metric`, as a loss
+        return _losses(blend(P, v, geometric)[None], 1, y, False, metric)[0][0]
+
+    if score(w) > score(np.eye(m)[best]) + MIN_GAIN:
         w = np.eye(m)[best]
         details["fell_back_to"] = int(best)
     return Fitted(lambda Q: blend(Q, w, geometric), w, details)
