@@ -125,8 +125,8 @@ class SpectralFrontend:
             signal.copy_(x)
         frames = buf["padded"].unfold(1, s.win_length, s.hop)[:, : self.n_frames]
         torch.mul(frames, self._window, out=buf["frames"])
-        torch.fft.rfft(buf["frames"], n=s.n_fft, out=buf["spec"])  # (B, T, bins) complex
-        power = torch.view_as_real(buf["spec"]).square_().view(b * self.n_frames, -1)  # re², im² interleaved
+        spec = torch.fft.rfft(buf["frames"], n=s.n_fft)  # (B, T, bins) complex; out= would cost a copy
+        power = torch.view_as_real(spec).square_().view(b * self.n_frames, -1)  # re², im² interleaved
         mel = buf["mel"]  # (B, T, n_mels)
         rows = mel.view(b * self.n_frames, self._n_mels)
         for cols, lo, hi, weights in self._bands:
@@ -158,7 +158,6 @@ class SpectralFrontend:
             self._buf = {
                 "padded": torch.zeros(b, need, device=dev),
                 "frames": torch.empty(b, self.n_frames, s.win_length, device=dev),
-                "spec": torch.empty(b, self.n_frames, s.n_fft // 2 + 1, dtype=torch.complex64, device=dev),
                 "mel": torch.empty(b, self.n_frames, self._n_mels, device=dev),
             }
         return {k: v[:b] for k, v in self._buf.items()}
