@@ -112,7 +112,7 @@ def steps(data: Path, sample: int, device: str) -> tuple[list[tuple[str, float]]
     at16k = np.stack([audio.resample(y, sr, fp.fbank.sr) for y in flat])
     timed(f"fbank, mix + vocals ({dev})", lambda: [fb(at16k[i : i + 16]) for i in range(0, len(at16k), 16)])
     for precision in ("fp32", "bf16"):
-        enc = VoiceEncoder(weights_path(""), sr, fp.duration, precision, dev)
+        enc = VoiceEncoder(weights_path(""), sr, fp.duration, precision, dev, overlap=fp.voice.overlap)
         timed(
             f"voice embeddings, mix + vocals, {precision} ({dev})",
             lambda enc=enc: [enc(both[i : i + fp.batch_size]) for i in range(0, n, fp.batch_size)],

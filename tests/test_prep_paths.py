@@ -80,7 +80,7 @@ def test_bf16_voice_embeddings_are_within_a_cosine_of_fp32_and_hashed_apart(sepa
     bf16 = extract(ds, dataclasses.replace(mix, voice=VoiceParams(precision="bf16")), root / "bf16", stems=stems).store
     a, b = fp32.voice("train"), bf16.voice("train")
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    assert cos.mean() > 0.99 and cos.min() > 0.9 and not np.array_equal(a, b)  # song4-dev's real clips: min 0.9993
+    assert cos.mean() > 0.98 and cos.min() > 0.9 and not np.array_equal(a, b)  # song4-dev's real clips: min 0.9986
     assert np.array_equal(fp32.array("train"), bf16.array("train"))  # the spectrograms do not change
     assert fp32.feature_hash != bf16.feature_hash and bf16.meta["frontend"]["voice"]["precision"] == "bf16"
     assert "precision" not in fp32.meta["frontend"]["voice"]  # fp32 stores keep the hash they always had

@@ -44,7 +44,7 @@ TINY = [
 
 
 def _encoder(sr: int = 22050) -> voice.VoiceEncoder:
-    return voice.VoiceEncoder(voice.weights_path(""), sr, 3.0)
+    return voice.VoiceEncoder(voice.weights_path(""), sr, 3.0, overlap=VoiceParams().overlap)
 
 
 def test_the_encoder_embeds_each_input_of_each_clip_whatever_its_level():
@@ -64,7 +64,23 @@ def test_the_encoders_mel_input_is_librosas():
     y = tone(seconds=3.0, sr=16000)
     ref = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=400, hop_length=160, n_mels=40)
     assert np.allclose(enc._mels(torch.from_numpy(y[None]))[0].T.numpy(), ref, rtol=1e-3, atol=1e-6)
-    assert voice.windows(301) == [0, 70, 141] and voice.windows(120) == [0] and voice.windows(160) == [0]
+    assert voice.windows(301, 0.5) == [0, 70, 141] and voice.windows(120, 0.5) == [0] and voice.windows(160, 0.1) == [0]
+
+
+def test_less_overlap_means_fewer_windows_and_a_store_of_its_own(tmp_path):
+    assert voice.windows(301, 0.1) == [0, 141] and voice.windows(501, 0.1) == [0, 114, 227, 341]
+    assert voice.windows(501, 0.5) == [0, 68, 136, 205, 273, 341]
+    assert VoiceParams().overlap == 0.1  # the default: two windows a 3 s clip (docs/results.md)
+    ds = load_dataset(contest(tmp_path / "data"))
+    half, less = (
+        extract(ds, dataclasses.replace(MIX, voice=VoiceParams(overlap=o)), tmp_path / str(o)).store for o in (0.5, 0.1)
+    )
+    assert "overlap" not in half.meta["frontend"]["voice"]  # half-overlap stores keep the hash they always had
+    assert less.meta["frontend"]["voice"]["overlap"] == 0.1 and less.feature_hash != half.feature_hash
+    assert np.array_equal(less.array("train"), half.array("train"))  # the spectrograms do not move
+    a, b = half.voice("train"), less.voice("train")
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert not np.allclose(a, b) and cos.min() > 0.8  # two windows' mean instead of three's: near, not equal
 
 
 def test_bad_or_missing_encoder_weights_are_one_line_errors(tmp_path, monkeypatch):

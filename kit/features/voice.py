@@ -8,7 +8,8 @@ downloaded at run time; a local `.pt` / `.safetensors` file works too. The resem
 only located, never imported (its import needs webrtcvad, which kit does not use).
 
 A clip's embedding is the mean (not re-normalised) of the encoder's outputs over 1.6 s windows
-(160 frames, about half overlapping), the clip scaled to -30 dBFS RMS up or down, silence kept.
+(160 frames, evenly spread, overlapping by at least `features.voice.overlap` of a window: two for a
+3 s clip by default), the clip scaled to -30 dBFS RMS up or down, silence kept.
 (resemblyzer itself only raises quiet audio, trims silences and re-normalises the mean.)
 Change any of this and bump extract.FEATURE_VERSION: the feature hash holds only the weights' hash.
 """
@@ -103,13 +104,16 @@ def _encoder():
 class VoiceEncoder:
     """Waveforms (B, inputs, samples) at `sr` -> embeddings (B, inputs, 256) float32, on `device`;
     `precision` bf16 autocasts the LSTM (~1.7x faster on CPUs with native bf16; on song4-dev's clips
-    the embeddings stay within cosine 0.9993 of fp32's, on pure synthetic tones only 0.95)."""
+    the embeddings stay within cosine 0.9986 of fp32's, on pure synthetic tones only 0.95)."""
 
-    def __init__(self, path: Path, sr: int, duration: float, precision: str = "fp32", device: str = "cpu"):
+    def __init__(
+        self, path: Path, sr: int, duration: float, precision: str = "fp32", device: str = "cpu", *, overlap: float
+    ):
         self.path = path
         self.sr = sr
         self.n_samples = round(duration * SR)
         self.precision = precision  # fp32 | bf16, resolved
+        self.overlap = overlap
         self.device_setting = device  # resolved at the first embedding
 
     @functools.cached_property
@@ -136,6 +140,8 @@ class VoiceEncoder:
         desc = {"encoder": "ge2e", "weights_sha256": file_digest(self.path), "sr": SR, "window_frames": WINDOW}
         if self.precision != "fp32":  # fp32 stores keep the hash they had before the option
             desc["precision"] = self.precision
+        if self.overlap != 0.5:  # nor do those of the half-overlapping windows kit had before the option
+            desc["overlap"] = self.overlap
         return desc
 
     def __call__(self, waves: np.ndarray) -> np.ndarray:
@@ -151,7 +157,7 @@ class VoiceEncoder:
         bf16 = self.precision == "bf16"
         with torch.inference_mode():
             mels = self._mels(torch.from_numpy(y).to(dev))  # (n, frames, 40), fp32
-            starts = windows(mels.shape[1])
+            starts = windows(mels.shape[1], self.overlap)
             parts = torch.stack([mels[:, s : s + WINDOW] for s in starts], dim=1)  # (n, windows, WINDOW, 40)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):  # the LSTM only
                 emb = self.model(parts.reshape(-1, WINDOW, N_MELS)).float().cpu().numpy()
@@ -169,9 +175,10 @@ class VoiceEncoder:
         return mels
 
 
-def windows(frames: int) -> list[int]:
-    """Start frames of the 160-frame windows covering `frames`: evenly spread, at most 80 apart."""
+def windows(frames: int, overlap: float) -> list[int]:
+    """Start frames of the 160-frame windows covering `frames`: evenly spread, consecutive ones
+    overlapping by at least `overlap` of a window (0.5: at most 80 frames apart)."""
     if frames <= WINDOW:
         return [0]
-    n = math.ceil((frames - WINDOW) / (WINDOW // 2)) + 1
+    n = math.ceil((frames - WINDOW) / (WINDOW * (1 - overlap))) + 1
     return [round(s) for s in np.linspace(0, frames - WINDOW, n)]

@@ -139,6 +139,10 @@ class VoiceParams:
         "The encoder's LSTM: bf16 ~1.7x faster on CPUs with native bf16, embeddings moved (docs/recipes.md); "
         "auto: bf16 on CUDA and such CPUs.",
     )
+    overlap: float = param(
+        0.1, "Least overlap of consecutive 1.6 s encoder windows: 0.1 = two windows a 3 s clip (0.5, before: three, "
+        "1.5x the LSTM's work; docs/results.md).", ge=0, lt=1,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
