@@ -366,10 +366,8 @@ def make_frontend(dataset: Dataset, params: FeaturesParams, stems: Path | None =
         precision = params.voice.precision  # auto alone depends on the device (and so on torch)
         if precision == "auto":
             precision = precision_name(precision, resolve_device(params.device, "features.device"))
-        voice = VoiceEncoder(
-            weights_path(params.voice.weights), specs[0].sr, params.duration, precision, params.device,
-            overlap=params.voice.overlap,
-        )  # fmt: skip
+        path, overlap = weights_path(params.voice.weights), params.voice.overlap
+        voice = VoiceEncoder(path, specs[0].sr, params.duration, precision, params.device, overlap=overlap)
     return AudioFrontend(specs, params.duration, params.batch_size, inputs, vocal_stems, voice, params.device)
 
 
